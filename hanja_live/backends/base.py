@@ -1,0 +1,45 @@
+"""The interface every inference backend offers.
+
+The preprocessor writes the letterboxed image straight into ``backend.input`` (a buffer
+allocated once: page-locked host memory for TensorRT, a plain array for ONNX Runtime),
+then calls ``infer()``. Buffers are filled in place, never rebound.
+"""
+
+from typing import List
+
+import numpy as np
+
+from ..model_info import ModelInfo
+
+
+class Backend(object):
+    """Abstract backend.
+
+    name:      short name for the log line, e.g. "onnxruntime", "tensorrt"
+    precision: "fp32", "fp16" or "int8"
+    detail:    why this backend/precision was chosen (provider list, engine path, ...)
+    info:      ModelInfo (class names, input size, stride, layout)
+    input:     (1, 3, H, W) array of the model's input dtype; write into it, never replace it
+    """
+
+    name = "abstract"
+    precision = "fp32"
+    detail = ""
+    info = None  # type: ModelInfo
+    input = None  # type: np.ndarray
+
+    def infer(self):
+        # type: () -> List[np.ndarray]
+        """Run the network on ``self.input``; returns the outputs (valid until the next call)."""
+        raise NotImplementedError
+
+    def close(self):
+        # type: () -> None
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
