@@ -1,0 +1,1 @@
+"""Offline model pipeline: synthetic data, training, evaluation, export (modern Python, may use torch)."""
