@@ -1,0 +1,157 @@
+"""Train a detector for the ten hanja numerals from scratch with ultralytics.
+
+    python -m hanja_live.train.train --data DIR/data.yaml --model yolov5n --imgsz 416 \\
+        --epochs 60 --batch 64 --workers 16 --project runs --name hanja [--device 0] [--cache ram]
+
+``--model yolov5n`` builds ultralytics' yolov5n.yaml with random weights (nothing can be
+downloaded, and nc comes from data.yaml). Ultralytics builds YOLOv5 with its own anchor-free,
+decoupled head ("YOLOv5u"): the exported output is (1, 4+nc, N), layout "anchor_free".
+
+Augmentation is chosen for handwriting seen by a camera: no flips (a mirrored character is
+another shape: 匕 is a mirrored 七), a little rotation, shear and perspective for a tilted sheet,
+default HSV jitter for lighting, mosaic with scale 0.5 for size variety, switched off for the
+last ~10 % of epochs so training ends on whole, unmosaicked images.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Optional
+
+from hanja_live.errors import ConfigError
+
+AUGMENT = {
+    "fliplr": 0.0,
+    "flipud": 0.0,
+    "degrees": 10.0,
+    "shear": 2.0,
+    "perspective": 0.0005,
+    "translate": 0.1,
+    "scale": 0.5,
+    "mosaic": 1.0,
+    "mixup": 0.0,
+    "hsv_h": 0.015,
+    "hsv_s": 0.7,
+    "hsv_v": 0.4,
+}
+
+
+def close_mosaic_epochs(epochs):
+    """Epochs at the end trained without mosaic: about 10 %, at least one."""
+    return max(1, round(0.1 * epochs))
+
+
+def model_config(model):
+    """'yolov5n' -> 'yolov5n.yaml' (ultralytics' built-in config); a .yaml path stays as given."""
+    if model.endswith((".yaml", ".yml")):
+        return model
+    if model.endswith(".pt"):
+        raise ConfigError(f"--model {model}: training starts from scratch, give an architecture "
+                          f"such as yolov5n or yolov5s (to continue a run use --resume)")
+    return model + ".yaml"
+
+
+def _trainer_class(amp_check):
+    """DetectionTrainer that needs neither polars nor the internet.
+
+    ultralytics reads results.csv back with polars (a 45 MB wheel) only to store the history
+    in each checkpoint; the stdlib csv module does the same. Its AMP self-test downloads
+    yolo11n.pt; unless ``amp_check`` it is replaced by "AMP on CUDA", which holds on the H100.
+    """
+    from ultralytics.engine import trainer as trainer_module
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    if not amp_check:
+        def cuda_amp(model):
+            on_cuda = next(model.parameters()).device.type == "cuda"
+            print(f"train: AMP {'on' if on_cuda else 'off'} (ultralytics' online AMP self-test "
+                  f"skipped; --amp-check runs it)")
+            return on_cuda
+        trainer_module.check_amp = cuda_amp
+
+    class OfflineDetectionTrainer(DetectionTrainer):
+        def read_results_csv(self):
+            if not Path(self.csv).is_file():
+                return {}
+            with open(self.csv, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            columns = {}
+            for row in rows:
+                for key, value in row.items():
+                    columns.setdefault(key.strip(), []).append(float(value))
+            return columns
+
+    return OfflineDetectionTrainer
+
+
+def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
+          batch: int = 64, workers: int = 8, project: str = "runs", name: str = "hanja",
+          device: Optional[str] = None, cache: Optional[str] = None, seed: int = 0, patience: int = 100,
+          resume: bool = False, exist_ok: bool = False, amp_check: bool = False) -> Path:
+    """Train and return the path of best.pt (last.pt when no validation ran)."""
+    from hanja_live.train.offline import prepare_ultralytics
+
+    prepare_ultralytics()
+    from ultralytics import YOLO
+
+    trainer = _trainer_class(amp_check)
+    # absolute: ultralytics moves a relative multi-part project (runs/x) under its own runs dir
+    project = Path(project).resolve()
+    run_dir = project / name
+    if resume:
+        last = run_dir / "weights" / "last.pt"
+        if not last.is_file():
+            raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
+        yolo = YOLO(str(last))
+        yolo.train(resume=True, trainer=trainer)
+    else:
+        if not Path(data).is_file():
+            raise ConfigError(f"--data {data} does not exist; generate the data set with "
+                              f"python -m hanja_live.train.dataset")
+        yolo = YOLO(model_config(model), task="detect")
+        yolo.train(
+            trainer=trainer,
+            data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, workers=workers,
+            project=str(project), name=name, exist_ok=exist_ok,
+            device=device, cache=cache or False, seed=seed, patience=patience,
+            pretrained=False, plots=False, amp=True,
+            close_mosaic=close_mosaic_epochs(epochs), **AUGMENT,
+        )
+    best = Path(yolo.trainer.best)
+    if not best.is_file():
+        best = Path(yolo.trainer.last)
+    print(f"best weights: {best.resolve()}")
+    return best
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m hanja_live.train.train",
+                                description="train a hanja numeral detector from scratch")
+    p.add_argument("--data", required=True, help="data.yaml written by hanja_live.train.dataset")
+    p.add_argument("--model", default="yolov5n", help="yolov5n, yolov5s, ... or a model .yaml")
+    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--workers", type=int, default=8, help="data loader processes")
+    p.add_argument("--project", default="runs", help="parent folder of the run")
+    p.add_argument("--name", default="hanja", help="run folder name (PROJECT/NAME)")
+    p.add_argument("--device", help="0, 0,1 or cpu (default: ultralytics picks)")
+    p.add_argument("--cache", choices=("ram", "disk"), help="cache decoded images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=100, help="stop after N epochs without gain")
+    p.add_argument("--resume", action="store_true", help="continue PROJECT/NAME/weights/last.pt")
+    p.add_argument("--exist-ok", action="store_true", help="reuse PROJECT/NAME instead of NAME2")
+    p.add_argument("--amp-check", action="store_true",
+                   help="run ultralytics' AMP self-test (downloads yolo11n.pt)")
+    args = p.parse_args(argv)
+    try:
+        train(args.data, args.model, args.imgsz, args.epochs, args.batch, args.workers,
+              args.project, args.name, args.device, args.cache, args.seed, args.patience,
+              args.resume, args.exist_ok, args.amp_check)
+    except ConfigError as exc:
+        sys.exit(f"train: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""Training-side tools: evaluation metrics, ONNX metadata/FP16 export, pipeline plan, training.
+
+Metrics are checked on real files (PNG images, YOLO label files, detect-style JSON lines)
+against values worked out by hand; export on small ONNX graphs built with onnx.helper and run
+in onnxruntime; training only where torch and ultralytics are installed.
+"""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from hanja_live import CLASS_NAMES
+from hanja_live.errors import HanjaLiveError, ModelError
+from hanja_live.model_info import load_sidecar, model_info_from_mapping
+from hanja_live.train import evaluate as ev
+
+# ---------------------------------------------------------------------------------- evaluate
+
+GT = (0, 10, 10, 60, 60)  # cls, x1, y1, x2, y2 in pixels of a 100x100 image
+
+
+def det(cls, conf, x1, y1, x2, y2):
+    return {"cls": cls, "label": CLASS_NAMES[cls] if cls < 10 else str(cls), "conf": conf,
+            "box": [x1, y1, x2, y2]}
+
+
+def write_split(root, images, label_lines=None):
+    """images: {name: (gt boxes, detections)}; writes PNGs, YOLO labels and a JSONL file."""
+    img_dir, lbl_dir = root / "images", root / "labels"
+    img_dir.mkdir()
+    lbl_dir.mkdir()
+    with open(root / "dets.jsonl", "w", encoding="utf-8") as f:
+        for name, (gts, dets) in images.items():
+            cv2.imwrite(str(img_dir / name), np.full((100, 100, 3), 255, np.uint8))
+            lines = ["%d %.6f %.6f %.6f %.6f" % (c, (x1 + x2) / 200, (y1 + y2) / 200,
+                                                 (x2 - x1) / 100, (y2 - y1) / 100)
+                     for c, x1, y1, x2, y2 in gts]
+            (lbl_dir / (name[:-4] + ".txt")).write_text("\n".join(lines), encoding="utf-8")
+            if dets is not None:
+                f.write(json.dumps({"image": name, "detections": dets}) + "\n")
+    for name, text in (label_lines or {}).items():
+        (lbl_dir / name).write_text(text, encoding="utf-8")
+    return root / "dets.jsonl", lbl_dir, img_dir
+
+
+MISSED_AP = 51 / 101  # recall stops at 0.5: 51 of the 101 recall points have precision 1
+
+EVAL_CASES = [
+    # id, {image: (gt, detections)}, extra label files, expected report values or exception
+    ("perfect", {"a.png": ([GT, (3, 60, 60, 90, 95)],
+                           [det(0, 0.9, 10, 10, 60, 60), det(3, 0.8, 60, 60, 90, 95)])}, None,
+     {"mAP50": 1.0, "mAP50_95": 1.0, "precision": 1.0, "recall": 1.0,
+      "fp_per_empty_image": None}),
+    ("fp_above_tp", {"a.png": ([GT], [det(0, 0.95, 70, 70, 95, 95), det(0, 0.9, 10, 10, 60, 60)])},
+     None, {"mAP50": 0.5, "mAP50_95": 0.5, "precision": 0.5, "recall": 1.0}),
+    ("fp_below_tp", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60), det(0, 0.5, 70, 70, 95, 95)])},
+     None, {"mAP50": 1.0, "mAP50_95": 1.0, "precision": 0.5, "recall": 1.0}),
+    ("duplicate", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60), det(0, 0.8, 11, 10, 61, 60)])},
+     None, {"mAP50": 1.0, "precision": 0.5, "recall": 1.0}),
+    ("missed", {"a.png": ([GT, (0, 70, 70, 95, 95)], [det(0, 0.9, 10, 10, 60, 60)])}, None,
+     {"mAP50": MISSED_AP, "mAP50_95": MISSED_AP, "precision": 1.0, "recall": 0.5}),
+    ("wrong_class", {"a.png": ([GT], [det(1, 0.9, 10, 10, 60, 60)])}, None,
+     {"mAP50": 0.0, "mAP50_95": 0.0, "precision": 0.0, "recall": 0.0}),
+    # shift 8 px: IoU 42*50 / (5000 - 2100) = 0.724 -> a hit at IoU 0.50 .. 0.70, 5 of 10
+    ("offset_iou_0.72", {"a.png": ([GT], [det(0, 0.9, 18, 10, 68, 60)])}, None,
+     {"mAP50": 1.0, "mAP50_95": 0.5, "precision": 1.0, "recall": 1.0}),
+    # shift 20 px: IoU 30/70 = 0.43 -> a miss at every threshold
+    ("offset_iou_0.43", {"a.png": ([GT], [det(0, 0.9, 30, 10, 80, 60)])}, None,
+     {"mAP50": 0.0, "mAP50_95": 0.0, "precision": 0.0, "recall": 0.0}),
+    ("below_conf", {"a.png": ([GT], [det(0, 0.1, 10, 10, 60, 60)])}, None,
+     {"mAP50": 1.0, "precision": None, "recall": 0.0}),
+    # class 5 has no target anywhere: left out of mAP, but its boxes are false positives
+    ("empty_images_fp", {"a.png": ([GT], [det(0, 0.95, 10, 10, 60, 60)]),
+                         "b.png": ([], [det(5, 0.9, 5, 5, 50, 50), det(5, 0.3, 50, 50, 90, 90),
+                                        det(5, 0.1, 0, 0, 20, 20)]),
+                         "c.png": ([], [])}, None,
+     {"mAP50": 1.0, "mAP50_95": 1.0, "precision": 1 / 3, "recall": 1.0,
+      "fp_per_empty_image": 1.0}),
+    ("no_detect_line", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60)]), "b.png": ([GT], None)},
+     None, {"mAP50": MISSED_AP, "recall": 0.5}),
+    ("stray_image", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60)])},
+     {"../dets.jsonl": '{"image": "zz.png", "detections": []}\n'}, HanjaLiveError),
+    ("label_class_out_of_range", {"a.png": ([GT], [])}, {"a.txt": "12 0.5 0.5 0.2 0.2\n"},
+     HanjaLiveError),
+    ("label_short_line", {"a.png": ([GT], [])}, {"a.txt": "0 0.5 0.5 0.2\n"}, HanjaLiveError),
+    ("box_of_three", {"a.png": ([GT], [{"cls": 0, "conf": 0.9, "box": [1, 2, 3]}])}, None,
+     HanjaLiveError),
+]
+
+
+@pytest.mark.parametrize("images,extra,expected", [c[1:] for c in EVAL_CASES],
+                         ids=[c[0] for c in EVAL_CASES])
+def test_evaluate_metrics(tmp_path, images, extra, expected):
+    jsonl, labels, imgs = write_split(tmp_path, images, extra)
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES)
+        return
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES, conf_threshold=0.25)
+    for key, value in expected.items():
+        if value is None:
+            assert report[key] is None, key
+        else:
+            assert report[key] == pytest.approx(value, abs=1e-6), key
+    json.dumps(report, ensure_ascii=False)  # the report must be writable as JSON
+    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 3
+
+
+def test_evaluate_per_class_and_counts(tmp_path):
+    jsonl, labels, imgs = write_split(tmp_path, {
+        "a.png": ([GT], [det(1, 0.9, 10, 10, 60, 60)]),
+        "b.png": ([], [det(1, 0.8, 0, 0, 30, 30)]),
+    })
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES)
+    rows = {row["cls"]: row for row in report["per_class"]}
+    assert rows[0]["targets"] == 1 and rows[0]["AP50"] == 0.0 and rows[0]["recall"] == 0.0
+    assert rows[1]["targets"] == 0 and rows[1]["AP50"] is None and rows[1]["precision"] == 0.0
+    assert rows[1]["name"] == "二"
+    assert report["counts"] == {
+        "images": 2, "images_with_targets": 1, "images_without_targets": 1,
+        "images_without_detect_line": 0, "targets": 1, "detections": 2,
+        "detections_at_conf": 2, "tp_at_conf": 0, "fp_at_conf": 2, "fn_at_conf": 1,
+        "fp_on_empty_images_at_conf": 1}
+
+
+def test_evaluate_cli_reuses_jsonl(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.yaml").write_text(yaml.safe_dump({"names": dict(enumerate(CLASS_NAMES))},
+                                                   allow_unicode=True), encoding="utf-8")
+    split = data / "split"
+    split.mkdir()
+    jsonl, labels, imgs = write_split(split, {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60)])})
+    (data / "images").mkdir()
+    (data / "labels").mkdir()
+    imgs.rename(data / "images" / "test")
+    labels.rename(data / "labels" / "test")
+    out = tmp_path / "report.json"
+    ev.main(["--model", "unused.onnx", "--data", str(data), "--out", str(out),
+             "--jsonl", str(jsonl), "--reuse"])
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["mAP50_95"] == 1.0 and report["split"] == "test"
+    assert "一" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ export
+
+try:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from hanja_live.train import export as ex
+except ImportError as exc:
+    onnx = None
+    ONNX_MISSING = "export tests need onnx and onnxruntime (pip install -e .[test,onnxruntime]): %s" % exc
+needs_onnx = pytest.mark.skipif(onnx is None, reason=ONNX_MISSING if onnx is None else "")
+
+
+def tiny_detector(kind, h=64, w=96, dynamic=False, seed=0):
+    """1x3xHxW -> stride-32 1x1 conv -> (1, C, N) or (1, N, C), as a YOLO head lays it out."""
+    channels = {"anchor_free": 14, "anchor_based": 15, "neither": 7}[kind]
+    n = (h // 32) * (w // 32)
+    rng = np.random.default_rng(seed)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [channels, 3, 1, 1],
+                                rng.normal(0, 0.5, channels * 3).astype(np.float32))
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, channels, n])
+    nodes = [helper.make_node("Conv", ["images", "w"], ["feat"], strides=[32, 32]),
+             helper.make_node("Reshape", ["feat", "shape"], ["flat"])]
+    if kind == "anchor_based":
+        nodes.append(helper.make_node("Transpose", ["flat"], ["output0"], perm=[0, 2, 1]))
+        out_shape = [1, n, channels]
+    else:
+        nodes.append(helper.make_node("Sigmoid", ["flat"], ["output0"]))
+        out_shape = [1, channels, n]
+    in_shape = ["batch" if dynamic else 1, 3, h, w]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        [weight, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    model.ir_version = 10
+    helper.set_model_props(model, {"names": "{0: 'x'}", "author": "ultralytics"})
+    return model
+
+
+EXPORT_CASES = [
+    # id, kind, dynamic input, stride, expected layout or exception
+    ("anchor_free", "anchor_free", False, 32, "anchor_free"),
+    ("anchor_based", "anchor_based", False, 32, "anchor_based"),
+    ("output_fits_neither", "neither", False, 32, ModelError),
+    ("dynamic_batch", "anchor_free", True, 32, ModelError),
+    ("size_not_multiple_of_stride", "anchor_free", False, 64, ModelError),
+]
+
+
+@needs_onnx
+@pytest.mark.parametrize("kind,dynamic,stride,expected", [c[1:] for c in EXPORT_CASES],
+                         ids=[c[0] for c in EXPORT_CASES])
+def test_export_metadata_read_by_app(tmp_path, kind, dynamic, stride, expected):
+    model = tiny_detector(kind, dynamic=dynamic)
+    path = tmp_path / "m.onnx"
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            ex.save_model(model, path, CLASS_NAMES, stride, "fp32", {"date": "today"})
+        assert not path.exists()
+        return
+    ex.save_model(model, path, CLASS_NAMES, stride, "fp32",
+                  {"date": "2024-01-01", "source_weights": "best.pt"})
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    info = model_info_from_mapping(meta, str(path))
+    assert info.names == CLASS_NAMES
+    assert info.input_hw == (64, 96) and info.stride == 32 and info.layout == expected
+    assert json.loads(meta["names"]) == list(CLASS_NAMES)
+    assert "一" in meta["names"]  # JSON kept the characters, no \\u escapes
+    assert meta["source_weights"] == "best.pt" and "author" not in meta
+    assert load_sidecar(str(path)) == info
+    assert yaml.safe_load((tmp_path / "m.yaml").read_text(encoding="utf-8"))["date"] == "2024-01-01"
+    saved = onnx.load(str(path))
+    assert saved.ir_version == 7  # ONNX 1.7's IR carries opset 12
+    out = sess.run(None, {"images": np.zeros((1, 3, 64, 96), np.float32)})[0]
+    assert out.shape == ((1, 14, 6) if expected == "anchor_free" else (1, 6, 15))
+
+
+@needs_onnx
+def test_fp16_copy_close_to_fp32(tmp_path):
+    pytest.importorskip("onnxruntime.transformers.float16")
+    src, dst = tmp_path / "m.onnx", tmp_path / "m.fp16.onnx"
+    ex.save_model(tiny_detector("anchor_free", seed=3), src, CLASS_NAMES, 32, "fp32",
+                  {"source_weights": "best.pt"})
+    meta = ex.convert_fp16(src, dst)
+    sess16 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    sess32 = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    assert sess16.get_inputs()[0].type == "tensor(float16)"
+    x = np.random.default_rng(1).random((1, 3, 64, 96), dtype=np.float32)
+    a = sess32.run(None, {"images": x})[0]
+    b = sess16.run(None, {"images": x.astype(np.float16)})[0]
+    assert b.dtype == np.float16
+    np.testing.assert_allclose(b.astype(np.float32), a, atol=2e-3, rtol=2e-3)
+    got = sess16.get_modelmeta().custom_metadata_map
+    assert got["precision"] == "fp16" and got["source_weights"] == "best.pt"
+    assert got["fp16_from"] == "m.onnx" and float(got["fp16_max_abs_diff"]) < 2e-3
+    assert meta["names"] == got["names"]
+    assert load_sidecar(str(dst)).names == CLASS_NAMES
+
+
+# ---------------------------------------------------------------------------------- pipeline
+
+def test_pipeline_plan_skips_done_stages_and_resumes(tmp_path, capsys):
+    from hanja_live.train import pipeline
+
+    out = tmp_path / "run"
+    argv = ["--out", str(out), "--train", "10", "--val", "2", "--test", "3", "--epochs", "5",
+            "--device", "0", "--dry-run"]
+    pipeline.main(argv)
+    text = capsys.readouterr().out
+    order = [text.index("hanja_live.train." + m) for m in ("dataset", "train", "export",
+                                                           "evaluate")]
+    assert order == sorted(order)
+    assert "--train 10 --val 2 --test 3 --seed 0" in text and "--device 0" in text
+    assert text.count("hanja_live.train.evaluate") == 2  # fp32 and fp16
+
+    plan = pipeline.Plan(out, "yolov5n")
+    plan.stages.mkdir(parents=True)
+    plan.marker("generate").write_text("{}", encoding="utf-8")
+    plan.last.parent.mkdir(parents=True)
+    plan.last.write_bytes(b"")
+    pipeline.main(argv)
+    text = capsys.readouterr().out
+    assert "generate done before, skipped" in text and "hanja_live.train.dataset" not in text
+    assert "--resume" in text
+
+    pipeline.main(argv + ["--redo", "generate"])
+    text = capsys.readouterr().out
+    assert "hanja_live.train.dataset" in text
+    assert "--resume" not in text  # new data: the interrupted run is not continued
+
+
+# ---------------------------------------------------------------------------------- training
+
+def write_tiny_dataset(root, n_train=4, n_val=2, size=64):
+    """White squares with 1..3 dark bars per class 0..2, labelled in YOLO form."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            img = np.full((size, size, 3), 255, np.uint8)
+            cls = i % 3
+            x1, y1 = rng.integers(4, 20, 2)
+            x2, y2 = x1 + 30, y1 + 30
+            for k in range(cls + 1):
+                y = y1 + 5 + k * 10
+                cv2.line(img, (int(x1), int(y)), (int(x2), int(y)), (0, 0, 0), 3)
+            cv2.imwrite(str(root / "images" / split / f"{i}.png"), img)
+            (root / "labels" / split / f"{i}.txt").write_text(
+                f"{cls} {(x1 + x2) / 2 / size} {(y1 + y2) / 2 / size} {30 / size} {30 / size}\n")
+    data = {"path": str(root), "train": "images/train", "val": "images/val",
+            "names": dict(enumerate(CLASS_NAMES))}
+    (root / "data.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return root / "data.yaml"
+
+
+@needs_onnx
+def test_train_one_epoch_on_cpu_then_export(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
+    pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
+    from hanja_live.train.train import train
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
+    monkeypatch.chdir(tmp_path)
+    data_yaml = write_tiny_dataset(tmp_path / "data")
+    best = train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2, workers=0,
+                 project="runs", name="tiny", device="cpu")
+    assert best.is_file() and best.parent == tmp_path / "runs" / "tiny" / "weights"
+
+    result = ex.export(best, (64, 64), tmp_path / "m.onnx", fp16_out=tmp_path / "m.fp16.onnx")
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    info = model_info_from_mapping(sess.get_modelmeta().custom_metadata_map, "m.onnx")
+    assert info.names == CLASS_NAMES and info.input_hw == (64, 64)
+    assert info.stride == 32 and info.layout == "anchor_free"
+    out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})[0]
+    assert out.shape == (1, 4 + len(CLASS_NAMES), 4 * 4 + 2 * 2 + 8 * 8)
+    assert result["fp16_metadata"]["precision"] == "fp16"
