@@ -1,0 +1,11 @@
+"""Where annotated frames and detections go: a window, a video file, a JSON-lines file.
+
+Every sink is a context manager; the file sinks refuse to replace an existing file unless
+``overwrite=True`` and report unwritable paths as one-line SinkErrors.
+"""
+
+from .json_lines import JsonLinesSink
+from .video import VideoSink
+from .window import WindowSink, window_available
+
+__all__ = ["JsonLinesSink", "VideoSink", "WindowSink", "window_available"]
