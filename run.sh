@@ -38,6 +38,8 @@ make_venv() {
 }
 
 has() { "$venv/bin/python" -c "import $1" >/dev/null 2>&1; }
+# tensorrt-stubs (type checking) also makes "import tensorrt" work, so ask for a real class.
+has_tensorrt() { "$venv/bin/python" -c "import tensorrt; tensorrt.Builder" >/dev/null 2>&1; }
 
 install_pycuda_on_jetson() {
     # pycuda builds from source on Jetson; its build fails without nvcc and cuda.h on the paths.
@@ -69,7 +71,7 @@ install_package() {
         say "no OpenCV on this system; installing opencv-python-headless (no window: use --headless or --record)"
         "$venv/bin/python" -m pip install -q 'opencv-python-headless>=4.1'
     fi
-    if has tensorrt; then
+    if has_tensorrt; then
         if ! has pycuda.driver; then
             install_pycuda_on_jetson || say "TensorRT cannot run without pycuda; falling back to ONNX Runtime"
         fi
