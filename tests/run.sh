@@ -6,7 +6,7 @@ set -eu
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-debs="python3-venv python3-opencv gstreamer1.0-plugins-base gstreamer1.0-plugins-good xvfb x11-apps imagemagick"
+debs="python3-venv python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good xvfb x11-apps imagemagick xdotool"
 missing=""
 for deb in $debs; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing="$missing $deb"
