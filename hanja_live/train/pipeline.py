@@ -66,6 +66,8 @@ def stage_commands(plan, args, python=sys.executable):
         train += ["--device", str(args.device)]
     if args.cache:
         train += ["--cache", args.cache]
+    if getattr(args, "hours", None):
+        train += ["--hours", str(args.hours)]
     export = [python, "-m", "hanja_live.train.export", "--weights", str(plan.best),
               "--imgsz", str(args.imgsz), "--out", str(plan.models["fp32"]),
               "--fp16-out", str(plan.models["fp16"])]
@@ -157,7 +159,7 @@ def _summary(plan, args, timings):
             test[p] = None
     return {
         "settings": {k: getattr(args, k) for k in ("seed", "train", "val", "test", "model",
-                                                   "imgsz", "epochs", "batch", "workers",
+                                                   "imgsz", "epochs", "hours", "batch", "workers",
                                                    "device", "cache", "skip_generate")},
         "paths": {"out": str(plan.out), "data_yaml": str(plan.data_yaml),
                   "run_dir": str(plan.run_dir), "best_weights": str(plan.best),
@@ -181,6 +183,7 @@ def build_parser():
     p.add_argument("--model", default="yolov5n", help="architecture: yolov5n, yolov5s, ...")
     p.add_argument("--imgsz", type=int, default=416)
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--hours", type=float, help="train for this wall-clock time instead of --epochs")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=8, help="generator and data loader processes")
     p.add_argument("--device", help="training device: 0, cpu, ... (default: ultralytics picks)")

@@ -88,8 +88,13 @@ def _trainer_class(amp_check):
 def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
           batch: int = 64, workers: int = 8, project: str = "runs", name: str = "hanja",
           device: Optional[str] = None, cache: Optional[str] = None, seed: int = 0, patience: int = 100,
-          resume: bool = False, exist_ok: bool = False, amp_check: bool = False) -> Path:
-    """Train and return the path of best.pt (last.pt when no validation ran)."""
+          resume: bool = False, exist_ok: bool = False, amp_check: bool = False,
+          hours: Optional[float] = None) -> Path:
+    """Train and return the path of best.pt (last.pt when no validation ran).
+
+    ``hours``: a wall-clock budget; ultralytics then fits the epoch count (and its learning-rate
+    schedule) to the time, which suits a lent GPU held for a fixed time.
+    """
     from hanja_live.train.offline import prepare_ultralytics
 
     prepare_ultralytics()
@@ -117,6 +122,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             device=device, cache=cache or False, seed=seed, patience=patience,
             pretrained=False, plots=False, amp=True,
             close_mosaic=close_mosaic_epochs(epochs), **AUGMENT,
+            **({"time": hours} if hours else {}),
         )
     best = Path(yolo.trainer.best)
     if not best.is_file():
@@ -144,11 +150,12 @@ def main(argv=None):
     p.add_argument("--exist-ok", action="store_true", help="reuse PROJECT/NAME instead of NAME2")
     p.add_argument("--amp-check", action="store_true",
                    help="run ultralytics' AMP self-test (downloads yolo11n.pt)")
+    p.add_argument("--hours", type=float, help="train for this wall-clock time instead of --epochs")
     args = p.parse_args(argv)
     try:
         train(args.data, args.model, args.imgsz, args.epochs, args.batch, args.workers,
               args.project, args.name, args.device, args.cache, args.seed, args.patience,
-              args.resume, args.exist_ok, args.amp_check)
+              args.resume, args.exist_ok, args.amp_check, args.hours)
     except ConfigError as exc:
         sys.exit(f"train: {exc}")
 

@@ -1,0 +1,175 @@
+"""Command line: the only place that parses arguments.
+
+  hanja-live [run] [--demo | --camera N | --csi N | --source URI] [options]   live view
+  hanja-live detect SOURCE --json OUT.jsonl [--record OUT.mp4]                batch detection
+  hanja-live build-engine --onnx MODEL.onnx [--fp16 | --fp32 | --int8]      TensorRT engine
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .config import load_config
+from .errors import HanjaLiveError
+
+log = logging.getLogger("hanja_live")
+
+COMMANDS = ("run", "detect", "build-engine")
+
+
+def _model_options(parser):
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", metavar="PATH", help="ONNX model or TensorRT engine "
+                       "(default: models/hanja_yolov5n.onnx)")
+    group.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime"),
+                       help="inference backend (default auto: TensorRT when installed)")
+    group.add_argument("--precision", choices=("auto", "fp16", "fp32"),
+                       help="precision of a TensorRT engine built at start")
+    group.add_argument("--engine-dir", metavar="DIR", help="where built engines are cached")
+    group.add_argument("--conf", type=float, help="score threshold (default 0.25)")
+    group.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.45)")
+    group.add_argument("--max-det", type=int, help="most detections per frame (default 100)")
+
+
+def _common_options(parser):
+    parser.add_argument("--config", metavar="FILE", help="YAML file overriding the defaults")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="replace existing output files")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="hanja-live",
+        description="Live recognition of handwritten hanja numerals 一 二 三 四 五 六 七 八 九 十.",
+        epilog="Commands: run (default), detect, build-engine. "
+               "'hanja-live detect -h' shows a command's options.")
+    parser.add_argument("--version", action="version", version="hanja_live " + __version__)
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="live view (the default command)")
+    src = run.add_argument_group("source (one of)")
+    pick = src.add_mutually_exclusive_group()
+    pick.add_argument("--demo", action="store_true", help="the bundled demo clip")
+    pick.add_argument("--camera", type=int, metavar="N", help="USB/V4L2 camera index")
+    pick.add_argument("--csi", type=int, metavar="N", help="Jetson CSI camera sensor id")
+    pick.add_argument("--source", metavar="URI",
+                      help="video file, image, folder, rtsp:// or http:// URL, or a GStreamer "
+                           "pipeline ending in appsink")
+    src.add_argument("--width", type=int, help="capture width asked of cameras (default 1280)")
+    src.add_argument("--height", type=int, help="capture height (default 720)")
+    src.add_argument("--fps", type=int, help="capture frame rate (default 30)")
+    src.add_argument("--flip", type=int, metavar="0-7", help="CSI flip-method (2: upside down)")
+    src.add_argument("--loop", action="store_true", default=None, help="restart a video at its end")
+    _model_options(run)
+    out = run.add_argument_group("output")
+    out.add_argument("--record", metavar="PATH", help="write the annotated video (.mp4)")
+    out.add_argument("--json", metavar="PATH", help="write detections as JSON lines")
+    out.add_argument("--headless", action="store_true", help="no window")
+    out.add_argument("--kiosk", action="store_true", default=None, help="fullscreen window")
+    out.add_argument("--title", help="window title")
+    out.add_argument("--no-fps", action="store_true", help="hide the FPS counter")
+    _common_options(run)
+
+    det = sub.add_parser("detect", help="detect on every frame of a folder or video, no display")
+    det.add_argument("source", help="image, image folder or video file")
+    det.add_argument("--json", metavar="PATH", help="write detections as JSON lines")
+    det.add_argument("--record", metavar="PATH", help="write the annotated video (.mp4)")
+    _model_options(det)
+    _common_options(det)
+
+    eng = sub.add_parser("build-engine", help="build a TensorRT engine from an ONNX model")
+    eng.add_argument("--onnx", required=True, metavar="PATH", help="ONNX model")
+    prec = eng.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16")
+    prec.add_argument("--fp32", dest="precision", action="store_const", const="fp32")
+    prec.add_argument("--int8", dest="precision", action="store_const", const="int8")
+    eng.add_argument("--calib", metavar="DIR", help="calibration images for --int8 (default calib/)")
+    eng.add_argument("--output", metavar="PATH", help="engine file (default: cached name beside "
+                     "the model)")
+    eng.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace (MB)")
+    eng.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    return parser
+
+
+def _section(**values):
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def overrides_from(args):
+    """Only the flags the user gave; the rest comes from the config files."""
+    model = _section(path=args.model, backend=args.backend, precision=args.precision,
+                     engine_dir=args.engine_dir, conf=args.conf, iou=args.iou,
+                     max_det=args.max_det)
+    output = _section(record=args.record, json=args.json, overwrite=args.overwrite)
+    result = {"model": model, "output": output}
+    if args.command == "run":
+        uri = None
+        if args.demo:
+            uri = "demo"
+        elif args.camera is not None:
+            uri = str(args.camera)
+        elif args.csi is not None:
+            uri = "csi://%d" % args.csi
+        elif args.source is not None:
+            uri = args.source
+        result["source"] = _section(uri=uri, width=args.width, height=args.height, fps=args.fps,
+                                    csi_flip=args.flip, loop=args.loop)
+        result["display"] = _section(window=False if args.headless else None, kiosk=args.kiosk,
+                                     title=args.title, show_fps=False if args.no_fps else None)
+        if args.headless and args.kiosk:
+            raise HanjaLiveError("--headless and --kiosk contradict each other; pick one")
+    return result
+
+
+def _setup_logging(quiet):
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="hanja_live: %(message)s", stream=sys.stderr)
+
+
+def dispatch(args):
+    if args.command == "build-engine":
+        precision = args.precision or "fp16"
+        calib = args.calib or ("calib" if precision == "int8" else None)
+        if args.output:
+            from .backends.engine_builder import build_engine
+            build_engine(args.onnx, args.output, precision=precision,
+                         workspace_mb=args.workspace_mb, calib_dir=calib, log=log.info)
+        else:
+            # Builds into the cache name the app looks for (GPU, TensorRT version, precision),
+            # then loads the engine once to prove it runs here.
+            from .backends.tensorrt_backend import TRTWrapper
+            TRTWrapper(args.onnx, precision=precision, workspace_mb=args.workspace_mb,
+                       calib_dir=calib, log=log.info).close()
+        return 0
+    config = load_config(args.config, overrides_from(args))
+    if args.command == "detect":
+        from .batch import run_detect
+        run_detect(args.source, config.model, json_path=config.output.json,
+                   record_path=config.output.record, overwrite=config.output.overwrite)
+        return 0
+    from .app import run_live
+    return run_live(config.model, config.source, config.display, config.output)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "run")
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "quiet", False))
+    try:
+        code = dispatch(args)
+    except HanjaLiveError as exc:
+        sys.stderr.write("hanja_live: error: %s\n" % exc)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
