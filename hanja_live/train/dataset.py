@@ -1,0 +1,282 @@
+"""Generate the synthetic YOLO data set of handwritten hanja numerals.
+
+    python -m hanja_live.train.dataset --out DIR --train N --val N --test N --seed S \\
+        [--workers K] [--size 640] [--preview N]
+
+writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one
+"cls cx cy w h" line per character, normalised) and DIR/data.yaml. Every image is seeded from
+(seed, split, index) alone, so the files are the same whatever the number of workers. "val"
+draws from the training ink sources with its own seeds; "test" uses the held-out ink sources
+(fonts and stroke sets the training split never sees) and its own seeds too. --preview N also
+writes DIR/preview/*.jpg: the first N training images with their boxes drawn.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import sys
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+
+import cv2
+import numpy as np
+import yaml
+
+from hanja_live import CLASS_NAMES
+from hanja_live.errors import ConfigError
+from hanja_live.train.compose import make_sample
+
+SPLITS = ("train", "val", "test")
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+INK_SPLIT = {"train": "train", "val": "train", "test": "test"}
+# Frame shapes of common cameras (width:height): 16:9 video modes and 4:3 sensor modes.
+ASPECTS = ((16, 9), (4, 3))
+CHUNK = 16  # images per task handed to a worker
+
+
+def sample_rng(seed, split, index):
+    # type: (int, str, int) -> np.random.Generator
+    """The generator for one image: a function of (seed, split, index) only."""
+    return np.random.default_rng([int(seed), SPLIT_IDS[split], int(index)])
+
+
+def frame_size(rng, long_side):
+    # type: (np.random.Generator, int) -> Tuple[int, int]
+    """(h, w) with the long side ``long_side`` and a camera aspect; even sides."""
+    aw, ah = ASPECTS[int(rng.integers(len(ASPECTS)))]
+    return int(round(long_side * ah / aw / 2.0)) * 2, int(long_side)
+
+
+def generate_one(seed, split, index, long_side=640):
+    # type: (int, str, int, int) -> Tuple[np.ndarray, np.ndarray, int]
+    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], JPEG quality) of one data set image."""
+    rng = sample_rng(seed, split, index)
+    hw = frame_size(rng, long_side)
+    image, boxes = make_sample(rng, INK_SPLIT[split], hw)
+    return image, boxes, int(rng.integers(80, 96))
+
+
+def yolo_lines(boxes, hw):
+    # type: (np.ndarray, Tuple[int, int]) -> List[str]
+    """YOLO label lines "cls cx cy w h" (normalised to the image) for boxes (N, 5) in pixels."""
+    h, w = hw
+    out = []
+    for cls, x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 5):
+        out.append("%d %.6f %.6f %.6f %.6f" % (int(cls), (x1 + x2) / 2.0 / w, (y1 + y2) / 2.0 / h,
+                                             (x2 - x1) / w, (y2 - y1) / h))
+    return out
+
+
+def image_name(split, index):
+    # type: (str, int) -> str
+    return "%s_%06d" % (split, index)
+
+
+def _write_range(task):
+    # type: (Tuple[str, str, int, int, int, int]) -> int
+    """Worker: generate and write images [start, stop) of one split; returns how many."""
+    out, split, start, stop, seed, long_side = task
+    for index in range(start, stop):
+        image, boxes, quality = generate_one(seed, split, index, long_side)
+        name = image_name(split, index)
+        path = os.path.join(out, "images", split, name + ".jpg")
+        if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            raise OSError("could not write %s" % path)
+        lines = yolo_lines(boxes, (image.shape[0], image.shape[1]))
+        with open(os.path.join(out, "labels", split, name + ".txt"), "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+    return stop - start
+
+
+def _init_worker():
+    # type: () -> None
+    # One OpenCV thread per process: the pool already fills the cores.
+    cv2.setNumThreads(1)
+
+
+def _remove_stale(out, split, count):
+    # type: (str, str, int) -> None
+    """Delete images / labels of this generator numbered >= count (left by a bigger run)."""
+    pattern = re.compile(r"^%s_(\d{6})\.(jpg|txt)$" % split)
+    for sub in ("images", "labels"):
+        folder = os.path.join(out, sub, split)
+        for name in os.listdir(folder):
+            found = pattern.match(name)
+            if found and int(found.group(1)) >= count:
+                os.remove(os.path.join(folder, name))
+
+
+class Progress:
+    """One status line on stderr: count, rate, ETA (rewritten in place on a terminal)."""
+
+    def __init__(self, label, total, stream=None, every_s=1.0):
+        # type: (str, int, Optional[TextIO], float) -> None
+        self.label, self.total = label, total
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = every_s if self.tty else max(every_s, 10.0)
+        self.start = time.monotonic()
+        self.last = -1e9
+        self.done = 0
+
+    def update(self, n):
+        # type: (int) -> None
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s or self.done >= self.total:
+            self.last = now
+            self._show(now)
+
+    def _show(self, now):
+        # type: (float) -> None
+        elapsed = max(now - self.start, 1e-6)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else 0.0
+        text = "%s: %d/%d images, %.1f img/s, ETA %dm%02ds" % (
+            self.label, self.done, self.total, rate, int(left // 60), int(left % 60))
+        end = "\n" if self.done >= self.total or not self.tty else ""
+        self.stream.write(("\r" if self.tty else "") + text + end)
+        self.stream.flush()
+
+
+def _tasks(out, split, count, seed, long_side, workers):
+    # type: (str, str, int, int, int, int) -> Iterator[Tuple[str, str, int, int, int, int]]
+    """Index ranges to hand out: CHUNK images, smaller for small runs so all workers get some."""
+    chunk = max(1, min(CHUNK, count // (4 * workers)))
+    for start in range(0, count, chunk):
+        yield (out, split, start, min(start + chunk, count), seed, long_side)
+
+
+def generate(out, counts, seed, workers=1, long_side=640, progress=True):
+    # type: (str, Dict[str, int], int, int, int, bool) -> None
+    """Write the data set: counts maps split -> number of images."""
+    for split in SPLITS:
+        for sub in ("images", "labels"):
+            os.makedirs(os.path.join(out, sub, split), exist_ok=True)
+        if counts.get(split, 0) > 0:
+            _remove_stale(out, split, counts[split])
+    pool = None
+    if workers > 1:
+        # spawn: a forked child can inherit OpenCV's thread pool in a locked state.
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+    else:
+        _init_worker()
+    try:
+        for split in SPLITS:
+            count = counts.get(split, 0)
+            if count <= 0:
+                continue
+            bar = Progress(split, count) if progress else None
+            tasks = _tasks(out, split, count, seed, long_side, workers)
+            results = pool.imap_unordered(_write_range, tasks) if pool else map(_write_range, tasks)
+            for n in results:
+                if bar:
+                    bar.update(n)
+    except BaseException:
+        # A failure or Ctrl-C: drop the queued work instead of waiting for it.
+        if pool is not None:
+            pool.terminate()
+        raise
+    if pool is not None:
+        pool.close()
+        pool.join()
+    write_data_yaml(out)
+    with open(os.path.join(out, "generator.json"), "w") as f:
+        json.dump({"seed": seed, "counts": {s: counts.get(s, 0) for s in SPLITS}, "long_side": long_side,
+                   "ink_splits": INK_SPLIT}, f, indent=1)
+
+
+def write_data_yaml(out):
+    # type: (str) -> str
+    """DIR/data.yaml in the layout ultralytics reads; returns its path."""
+    data = {
+        "path": os.path.abspath(out),
+        "train": "images/train",
+        "val": "images/val",
+        "test": "images/test",
+        "nc": len(CLASS_NAMES),
+        "names": {i: name for i, name in enumerate(CLASS_NAMES)},
+    }
+    path = os.path.join(out, "data.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, allow_unicode=True, sort_keys=False)
+    return path
+
+
+def draw_boxes(image, boxes):
+    # type: (np.ndarray, np.ndarray) -> np.ndarray
+    """A copy of image with each box and its class index drawn (OpenCV cannot draw hanja)."""
+    out = image.copy()
+    for cls, x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 5):
+        p1, p2 = (int(x1), int(y1)), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1)
+        cv2.rectangle(out, p1, p2, (0, 200, 0), 1)
+        cv2.putText(out, str(int(cls)), (p1[0], max(p1[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def write_preview(out, count, seed, long_side=640):
+    # type: (str, int, int, int) -> List[str]
+    """DIR/preview/train_NNNNNN.jpg: the first ``count`` training images with boxes drawn."""
+    folder = os.path.join(out, "preview")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for index in range(count):
+        image, boxes, _ = generate_one(seed, "train", index, long_side)
+        path = os.path.join(folder, image_name("train", index) + ".jpg")
+        if not cv2.imwrite(path, draw_boxes(image, boxes), [cv2.IMWRITE_JPEG_QUALITY, 92]):
+            raise OSError("could not write %s" % path)
+        paths.append(path)
+    return paths
+
+
+def _count(text):
+    # type: (str) -> int
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, got %d" % value)
+    return value
+
+
+def parse_args(argv=None):
+    # type: (Optional[Sequence[str]]) -> argparse.Namespace
+    parser = argparse.ArgumentParser(prog="python -m hanja_live.train.dataset", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="data set folder (created)")
+    parser.add_argument("--train", type=_count, default=0, help="training images")
+    parser.add_argument("--val", type=_count, default=0, help="validation images")
+    parser.add_argument("--test", type=_count, default=0, help="test images (held-out ink sources)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    parser.add_argument("--size", type=int, default=640, help="long side of the images in pixels")
+    parser.add_argument("--preview", type=_count, default=0, help="also write N training images with boxes drawn")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    # type: (Optional[Sequence[str]]) -> int
+    args = parse_args(argv)
+    if args.size < 64 or args.size % 2:
+        raise ConfigError("--size %d: give an even long side of at least 64 pixels, e.g. --size 640" % args.size)
+    if args.workers < 1:
+        raise ConfigError("--workers %d: give 1 or more processes" % args.workers)
+    counts = {"train": args.train, "val": args.val, "test": args.test}
+    if not any(counts.values()) and not args.preview:
+        raise ConfigError("nothing to write: give --train/--val/--test counts or --preview N")
+    if any(counts.values()):
+        generate(args.out, counts, args.seed, args.workers, args.size, progress=not args.quiet)
+        print(os.path.join(args.out, "data.yaml"))
+    if args.preview:
+        paths = write_preview(args.out, args.preview, args.seed, args.size)
+        print("%d preview images in %s" % (len(paths), os.path.dirname(paths[0])))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ConfigError as exc:
+        sys.stderr.write("error: %s\n" % exc)
+        sys.exit(2)

@@ -1,0 +1,309 @@
+"""Synthetic data: box geometry, the YOLO data set CLI and the demo clip, on real renders."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from hanja_live import CLASS_NAMES
+from hanja_live.errors import ConfigError
+from hanja_live.train import compose, dataset, demo_clip, scene
+from hanja_live.train.charsets import NEGATIVES, TARGETS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _block(h, w, y0, y1, x0, x1):
+    mask = np.zeros((h, w), np.float32)
+    mask[y0:y1, x0:x1] = 1.0
+    return mask
+
+
+def _hom(*rows):
+    return np.array(rows, np.float64)
+
+
+IDENTITY = _hom([1, 0, 0], [0, 1, 0], [0, 0, 1])
+SHIFT = _hom([1, 0, 5], [0, 1, 7], [0, 0, 1])
+DOUBLE = _hom([2, 0, 0], [0, 2, 0], [0, 0, 1])
+# Quarter turn: page (x, y) -> frame (60 - y, x).
+QUARTER = _hom([0, -1, 60], [1, 0, 0], [0, 0, 1])
+
+
+# mask ink rows/cols, mask placed at page (x, y), homography, frame (h, w), expected box or None
+@pytest.mark.parametrize("ink, at, hom, frame, expected", [
+    ((2, 5, 3, 8), (10, 20), IDENTITY, (60, 80), (13, 22, 18, 25)),
+    ((2, 5, 3, 8), (10, 20), SHIFT, (60, 80), (18, 29, 23, 32)),
+    ((2, 5, 3, 8), (10, 20), DOUBLE, (90, 120), (25, 43, 36, 50)),
+    # Rotated: the box comes from the warped ink, not from the rotated page box.
+    ((2, 5, 3, 8), (10, 20), QUARTER, (60, 80), (36, 13, 39, 18)),
+    # Ink 10 px wide with 3 px beyond the left edge: 70 % seen -> clipped box.
+    ((0, 4, 0, 10), (-3, 5), IDENTITY, (60, 80), (0, 5, 7, 9)),
+    # 6 of 10 px beyond the edge: mostly cut off -> no box.
+    ((0, 4, 0, 10), (-6, 5), IDENTITY, (60, 80), None),
+    ((0, 4, 0, 10), (100, 5), IDENTITY, (60, 80), None),
+    ((0, 0, 0, 0), (10, 10), IDENTITY, (60, 80), None),
+])
+def test_frame_box_bounds_the_warped_ink(ink, at, hom, frame, expected):
+    y0, y1, x0, x1 = ink
+    mask = _block(8, 12, y0, y1, x0, x1)
+    box = compose.frame_box(mask, at[0], at[1], hom, frame)
+    if expected is None:
+        assert box is None
+    else:
+        assert box == expected
+
+
+# boxes [cls, x1, y1, x2, y2] on a 100 x 200 (h x w) image -> YOLO lines
+@pytest.mark.parametrize("boxes, lines", [
+    ([[3, 50, 25, 150, 75]], ["3 0.500000 0.500000 0.500000 0.500000"]),
+    ([[0, 0, 0, 200, 100], [9, 20, 10, 40, 30]],
+     ["0 0.500000 0.500000 1.000000 1.000000", "9 0.150000 0.200000 0.100000 0.200000"]),
+    (np.zeros((0, 5)), []),
+])
+def test_yolo_lines(boxes, lines):
+    assert dataset.yolo_lines(np.array(boxes, np.float32), (100, 200)) == lines
+
+
+def test_negatives_get_no_box_and_targets_do():
+    rng = np.random.default_rng(3)
+    page = np.full((200, 300, 3), 235, np.uint8)
+    pen = scene.make_pen(rng, "ballpoint_black")
+    writer = compose.PageWriter(rng, page, "train", pen, (0.0, 0.0, 300.0, 200.0))
+    target = writer.write(TARGETS[4], 80, 100, 70)
+    negative = writer.write(NEGATIVES[0], 220, 100, 70)
+    assert target is not None and negative is not None
+    # Both are written on the page ...
+    for item in (target, negative):
+        h, w = item.mask.shape
+        assert page[item.y:item.y + h, item.x:item.x + w].min() < 120
+    # ... but only the target is labelled.
+    boxes = compose.frame_boxes(writer.placed, IDENTITY, (200, 300))
+    assert boxes.shape == (1, 5) and boxes[0, 0] == 4
+    assert boxes[0, 1] >= target.x and boxes[0, 3] <= target.x + target.mask.shape[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_negative_scenes_are_written_but_unlabelled(seed):
+    image, boxes = compose.make_sample(np.random.default_rng([seed, 7]), "train", (240, 320), layout="negatives")
+    assert boxes.shape == (0, 5)
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    # Ink is there: some pixels are far darker than the typical (paper) pixel.
+    assert np.percentile(gray, 0.5) < np.median(gray) - 25
+
+
+# Dashes and "=" are a short 一 and a squat 二 unless neighbours show the writing size.
+@pytest.mark.parametrize("in_context, dashes_expected", [(False, False), (True, True)])
+def test_dash_like_negatives_only_among_other_writing(in_context, dashes_expected):
+    chars = compose._pick_chars(np.random.default_rng(0), "train", 3000, 0.0, in_context=in_context)
+    assert not set(chars) & set(TARGETS)
+    assert bool(set(chars) & compose.NEED_CONTEXT) == dashes_expected
+
+
+def test_make_sample_rejects_unknown_layout():
+    with pytest.raises(ValueError, match="unknown layout"):
+        compose.make_sample(np.random.default_rng(0), "train", (120, 160), layout="poster")
+
+
+def _read_labels(path):
+    with open(path) as f:
+        return [line.split() for line in f.read().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    proc = subprocess.run([sys.executable, "-m", "hanja_live.train.dataset", "--out", str(out),
+                           "--train", "6", "--val", "2", "--test", "4", "--seed", "5", "--size", "320",
+                           "--preview", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_dataset_cli_writes_yolo_layout(small_set):
+    out, proc = small_set
+    for split, n in (("train", 6), ("val", 2), ("test", 4)):
+        images = sorted(os.listdir(out / "images" / split))
+        labels = sorted(os.listdir(out / "labels" / split))
+        assert len(images) == n and [os.path.splitext(p)[0] for p in images] == [os.path.splitext(p)[0] for p in labels]
+    with open(out / "data.yaml", encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    assert data["path"] == str(out)
+    assert [data[s] for s in ("train", "val", "test")] == ["images/train", "images/val", "images/test"]
+    assert [data["names"][i] for i in range(len(CLASS_NAMES))] == list(CLASS_NAMES)
+    assert "test: 4/4" in proc.stderr and "img/s" in proc.stderr and "ETA" in proc.stderr
+
+
+def test_labels_are_normalised_boxes_inside_the_frame(small_set):
+    out, _ = small_set
+    shapes, n_boxes = set(), 0
+    for label in glob.glob(str(out / "labels" / "*" / "*.txt")):
+        image = cv2.imread(label.replace("labels", "images").replace(".txt", ".jpg"))
+        shapes.add(image.shape[:2])
+        for row in _read_labels(label):
+            assert len(row) == 5
+            cls, (cx, cy, w, h) = int(row[0]), map(float, row[1:])
+            assert 0 <= cls < len(CLASS_NAMES) and w > 0 and h > 0
+            assert -1e-6 <= cx - w / 2 and cx + w / 2 <= 1 + 1e-6
+            assert -1e-6 <= cy - h / 2 and cy + h / 2 <= 1 + 1e-6
+            n_boxes += 1
+    assert shapes <= {(180, 320), (240, 320)}
+    assert n_boxes > 0
+
+
+def test_boxes_cover_ink_darker_than_the_paper_around(small_set):
+    out, _ = small_set
+    checked = 0
+    for label in glob.glob(str(out / "labels" / "*" / "*.txt")):
+        gray = cv2.imread(label.replace("labels", "images").replace(".txt", ".jpg"), cv2.IMREAD_GRAYSCALE)
+        ih, iw = gray.shape
+        for row in _read_labels(label):
+            cx, cy, w, h = (float(v) for v in row[1:])
+            x1, y1 = int(round((cx - w / 2) * iw)), int(round((cy - h / 2) * ih))
+            x2, y2 = int(round((cx + w / 2) * iw)), int(round((cy + h / 2) * ih))
+            inside = gray[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)].astype(np.float32)
+            pad = max(3, int(0.3 * max(x2 - x1, y2 - y1)))
+            ring = gray[max(0, y1 - pad):y2 + pad, max(0, x1 - pad):x2 + pad].astype(np.float32)
+            assert np.percentile(inside, 5) < np.median(ring) - 6, (label, row)
+            checked += 1
+    assert checked > 0
+
+
+def test_preview_draws_boxes_on_the_training_images(small_set):
+    out, _ = small_set
+    previews = sorted(os.listdir(out / "preview"))
+    assert previews == ["train_000000.jpg", "train_000001.jpg"]
+    for name in previews:
+        drawn = cv2.imread(str(out / "preview" / name)).astype(np.int16)
+        plain = cv2.imread(str(out / "images" / "train" / name)).astype(np.int16)
+        assert drawn.shape == plain.shape
+        n = len(_read_labels(str(out / "labels" / "train" / name.replace(".jpg", ".txt"))))
+        changed = np.abs(drawn - plain).max(axis=2) > 60
+        assert changed.any() == (n > 0)
+
+
+def test_same_files_whatever_the_worker_count(small_set, tmp_path):
+    out, _ = small_set
+    dataset.main(["--out", str(tmp_path), "--train", "6", "--test", "4", "--seed", "5", "--size", "320",
+                  "--workers", "2", "--quiet"])
+    for split in ("train", "test"):
+        for sub, ext in (("images", "jpg"), ("labels", "txt")):
+            ours = sorted(glob.glob(str(tmp_path / sub / split / ("*." + ext))))
+            assert len(ours) == (6 if split == "train" else 4)
+            for path in ours:
+                with open(path, "rb") as a, open(str(out / sub / split / os.path.basename(path)), "rb") as b:
+                    assert a.read() == b.read(), path
+
+
+def test_rerun_with_fewer_images_removes_the_extra_ones(tmp_path):
+    dataset.main(["--out", str(tmp_path), "--train", "3", "--test", "1", "--size", "128", "--quiet"])
+    dataset.main(["--out", str(tmp_path), "--train", "1", "--size", "128", "--quiet"])
+    assert os.listdir(tmp_path / "images" / "train") == ["train_000000.jpg"]
+    assert os.listdir(tmp_path / "labels" / "train") == ["train_000000.txt"]
+    # A split not asked for this time is left alone.
+    assert os.listdir(tmp_path / "images" / "test") == ["test_000000.jpg"]
+
+
+def test_paper_blend_without_blend_linear(monkeypatch):
+    rng_args = [5, 5]  # same scene both ways
+    page = np.full((60, 80, 3), 200, np.uint8)
+    mask = np.zeros((60, 80), np.float32)
+    mask[10:50, 20:70] = 1.0
+    mask[10:50, 19] = 0.5
+    with_cv = scene.composite_paper(page, mask, np.random.default_rng(rng_args))
+    monkeypatch.delattr(cv2, "blendLinear")
+    with_numpy = scene.composite_paper(page, mask, np.random.default_rng(rng_args))
+    assert with_numpy.dtype == np.uint8 and with_numpy.shape == page.shape
+    assert np.abs(with_cv.astype(np.int16) - with_numpy).max() <= 1
+    # Where the paper covers, the page shows through unchanged.
+    assert (with_numpy[10:50, 20:70] == 200).all()
+
+
+def test_splits_use_their_ink_sources_and_seeds(monkeypatch):
+    calls = []
+    real = compose.render_ink
+
+    def recording(char, rng, height_px, split="train"):
+        calls.append(split)
+        return real(char, rng, height_px, split)
+
+    monkeypatch.setattr(compose, "render_ink", recording)
+    images = {}
+    for split in ("train", "val", "test"):
+        del calls[:]
+        for index in range(3):
+            images[split, index] = dataset.generate_one(11, split, index, 256)[0]
+        assert calls and set(calls) == {dataset.INK_SPLIT[split]}
+    assert dataset.INK_SPLIT == {"train": "train", "val": "train", "test": "test"}
+    # Same index, different split: different scene (the split is part of the seed).
+    for index in range(3):
+        a = images["train", index]
+        for other in (images["val", index], images["test", index]):
+            assert a.shape != other.shape or not np.array_equal(a, other)
+
+
+def test_same_seed_same_image_other_seed_other_image():
+    a = dataset.generate_one(3, "train", 0, 256)
+    b = dataset.generate_one(3, "train", 0, 256)
+    c = dataset.generate_one(4, "train", 0, 256)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0].shape != c[0].shape or not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train", "2", "--size", "63"], "--size 63"),
+    (["--train", "2", "--workers", "0"], "--workers 0"),
+    ([], "nothing to write"),
+])
+def test_dataset_cli_errors(tmp_path, argv, message):
+    with pytest.raises(ConfigError, match=message):
+        dataset.main(["--out", str(tmp_path / "ds")] + argv)
+
+
+def test_dataset_cli_error_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "hanja_live.train.dataset", "--out", str(tmp_path)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "nothing to write" in proc.stderr
+
+
+def test_demo_clip_reads_back_frame_for_frame(tmp_path):
+    out = tmp_path / "demo.mp4"
+    counts, fps, hw = (0, 2, 5, 12), 4.0, (144, 256)
+    proc = subprocess.run([sys.executable, "-m", "hanja_live.train.demo_clip", "--out", str(out), "--seed", "1",
+                           "--seconds", "2", "--fps", "4", "--width", "256", "--height", "144",
+                           "--counts", ",".join(map(str, counts))],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    with open(demo_clip.segments_path(str(out)), encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["frames"] == 8 and (info["height"], info["width"]) == hw
+    starts = [s["start_frame"] for s in info["segments"]]
+    ends = [s["end_frame"] for s in info["segments"]]
+    assert starts == [0, 2, 4, 6] and ends == [1, 3, 5, 7]
+    assert [s["targets"] for s in info["segments"]] == list(counts)
+    assert all(s["visible_min"] <= s["visible_max"] <= s["targets"] for s in info["segments"])
+    expected = [frame for _, _, frame, _ in demo_clip.iter_frames(1, counts, 8, fps, hw)]
+    cap = cv2.VideoCapture(str(out))
+    decoded = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        decoded.append(frame)
+    cap.release()
+    assert len(decoded) == len(expected) == 8
+    for want, got in zip(expected, decoded):
+        assert got.shape == want.shape
+        # Lossy video: close to the rendered frame, far from any other.
+        assert np.abs(got.astype(np.int16) - want).mean() < 6
+    assert np.abs(decoded[0].astype(np.int16) - expected[7]).mean() > 6
