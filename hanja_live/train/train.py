@@ -89,9 +89,11 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
           batch: int = 64, workers: int = 8, project: str = "runs", name: str = "hanja",
           device: Optional[str] = None, cache: Optional[str] = None, seed: int = 0, patience: int = 100,
           resume: bool = False, exist_ok: bool = False, amp_check: bool = False,
-          hours: Optional[float] = None) -> Path:
+          hours: Optional[float] = None, init_weights: Optional[str] = None) -> Path:
     """Train and return the path of best.pt (last.pt when no validation ran).
 
+    ``init_weights``: start from our own earlier checkpoint (fine-tuning) instead of random
+    weights; nothing is downloaded.
     ``hours``: a wall-clock budget; ultralytics then fits the epoch count (and its learning-rate
     schedule) to the time, which suits a lent GPU held for a fixed time.
     """
@@ -122,7 +124,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             device=device, cache=cache or False, seed=seed, patience=patience,
             # deterministic CUDA kernels made an H100 run GPU-bound at a few hundred images/s;
             # seeds stay fixed, so a rerun differs only by floating-point order
-            pretrained=False, plots=False, amp=True, deterministic=False,
+            pretrained=str(init_weights) if init_weights else False,
+            plots=False, amp=True, deterministic=False,
             close_mosaic=close_mosaic_epochs(epochs), **AUGMENT,
             **({"time": hours} if hours else {}),
         )
@@ -153,11 +156,12 @@ def main(argv=None):
     p.add_argument("--amp-check", action="store_true",
                    help="run ultralytics' AMP self-test (downloads yolo11n.pt)")
     p.add_argument("--hours", type=float, help="train for this wall-clock time instead of --epochs")
+    p.add_argument("--init-weights", help="start from this checkpoint of ours (fine-tuning)")
     args = p.parse_args(argv)
     try:
         train(args.data, args.model, args.imgsz, args.epochs, args.batch, args.workers,
               args.project, args.name, args.device, args.cache, args.seed, args.patience,
-              args.resume, args.exist_ok, args.amp_check, args.hours)
+              args.resume, args.exist_ok, args.amp_check, args.hours, args.init_weights)
     except ConfigError as exc:
         sys.exit(f"train: {exc}")
 
