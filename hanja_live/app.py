@@ -127,13 +127,11 @@ def _loop(src, detector, annotator, video, json_sink, window, show_fps, read_tim
     shown = None
     while True:
         if paused:
-            action = window.show(shown) if window is not None else None
-            if action == "quit":
+            quit_now, paused = _react(window.show(shown), shown, paused)
+            if quit_now:
                 return frames
-            if action == "pause":
-                paused = False
-            elif action == "snapshot":
-                _snapshot(shown)
+            if not paused:
+                fps.reset()  # the pause is not slow frames
             continue
         try:
             frame = src.read(timeout=read_timeout_s)
@@ -156,18 +154,23 @@ def _loop(src, detector, annotator, video, json_sink, window, show_fps, read_tim
         frames += 1
         shown = image
         if window is not None:
-            action = window.show(image)
-            if action == "quit":
+            quit_now, paused = _react(window.show(image), image, paused)
+            if quit_now:
                 return frames
-            if action == "pause":
-                paused = True
-            elif action == "snapshot":
-                _snapshot(image)
         now = time.monotonic()
         if now - last_status >= STATUS_EVERY_S:
             last_status = now
             log.info("frame %d  fps %.1f  inference %.1f ms  detections %d  dropped %d",
                      frame.index, rate, times.inference_ms, len(detections), src.dropped)
+
+
+def _react(action, image, paused):
+    """A window key action -> (quit now, paused); space toggles pause, s saves the frame."""
+    if action == "snapshot":
+        _snapshot(image)
+    elif action == "pause":
+        paused = not paused
+    return action == "quit", paused
 
 
 def _snapshot(image):
