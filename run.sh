@@ -66,7 +66,12 @@ install_package() {
         echo "numpy==$np" >"$pins"
     fi
     export PIP_CONSTRAINT="$pins"
-    "$venv/bin/python" -m pip install -q -e "$spec"
+    local log="$venv/.hanja-install.log"
+    if ! "$venv/bin/python" -m pip install -q -e "$spec" >"$log" 2>&1; then
+        cat "$log" >&2
+        say "installing hanja_live failed (log above, also in $log); check the network or PIP_INDEX_URL"
+        exit 1
+    fi
     if ! has cv2; then
         say "no OpenCV on this system; installing opencv-python-headless (no window: use --headless or --record)"
         "$venv/bin/python" -m pip install -q 'opencv-python-headless>=4.1'
