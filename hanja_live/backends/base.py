@@ -9,10 +9,11 @@ from typing import List
 
 import numpy as np
 
+from ..closing import ClosesOnExit
 from ..model_info import ModelInfo
 
 
-class Backend(object):
+class Backend(ClosesOnExit):
     """Abstract backend.
 
     name:      short name for the log line, e.g. "onnxruntime", "tensorrt"
@@ -32,14 +33,3 @@ class Backend(object):
         # type: () -> List[np.ndarray]
         """Run the network on ``self.input``; returns the outputs (valid until the next call)."""
         raise NotImplementedError
-
-    def close(self):
-        # type: () -> None
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False

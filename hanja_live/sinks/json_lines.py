@@ -10,6 +10,7 @@ and cameras. Labels are written as UTF-8 characters, not \\u escapes.
 import json
 import sys
 
+from ..closing import ClosesOnExit
 from ..errors import SinkError
 from .output_path import prepare_output_path
 
@@ -21,7 +22,7 @@ def frame_record(frame, detections, names):
     return record
 
 
-class JsonLinesSink(object):
+class JsonLinesSink(ClosesOnExit):
     """Context manager appending one JSON object per frame to ``path`` ("-": standard output)."""
 
     def __init__(self, path, names, overwrite=False):
@@ -40,12 +41,6 @@ class JsonLinesSink(object):
                             % (self.path, exc.strerror or exc))
         self._owned = True
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
 
     def write(self, frame, detections):
         """Write the line for ``frame`` (hanja_live.frame.Frame) and its ``detections``."""

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from ..closing import ClosesOnExit
 from ..errors import SinkError
 from .output_path import prepare_output_path
 
@@ -30,7 +31,7 @@ def part_path(path):
     return path + ".part" + os.path.splitext(path)[1]
 
 
-class VideoSink(object):
+class VideoSink(ClosesOnExit):
     """Context manager writing BGR frames to ``path``.
 
     The writer opens on the first frame (its size taken from that frame unless ``size`` =
@@ -69,12 +70,6 @@ class VideoSink(object):
         self._resized = None
         self._closed = False
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
 
     def _open(self, size):
         api = getattr(cv2, "CAP_FFMPEG", None)

@@ -13,6 +13,7 @@ import sys
 
 import cv2
 
+from ..closing import ClosesOnExit
 from ..errors import SinkError
 
 KEY_ACTIONS = {ord("q"): "quit", ord("Q"): "quit", 27: "quit", ord(" "): "pause",
@@ -98,7 +99,7 @@ def window_available():
     return True, ""
 
 
-class WindowSink(object):
+class WindowSink(ClosesOnExit):
     """Context manager around one OpenCV window titled ``title``; ``kiosk``: fullscreen."""
 
     def __init__(self, title, kiosk=False):
@@ -116,12 +117,6 @@ class WindowSink(object):
         if kiosk:
             self.set_fullscreen(True)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
 
     def set_fullscreen(self, on):
         # type: (bool) -> None

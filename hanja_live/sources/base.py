@@ -2,10 +2,11 @@
 
 from typing import Optional
 
+from ..closing import ClosesOnExit
 from ..frame import Frame
 
 
-class Source(object):
+class Source(ClosesOnExit):
     """A stream of frames.
 
     description: what is being read, safe to print (URL passwords masked as ***)
@@ -47,12 +48,6 @@ class Source(object):
         # type: () -> None
         """Stop background threads and release the device or file; safe to call twice."""
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def __repr__(self):
         return "<%s %s>" % (type(self).__name__, self.description)
