@@ -92,26 +92,15 @@ def parse_svg_path(d: str, samples: int = 8) -> List[np.ndarray]:
             subpaths[-1].append(nxt[None])
             current = nxt
             last_ctrl = None
-        elif upper in "CS":
+        else:  # Bézier: C / S cubic, Q / T quadratic; S and T reflect the previous control point
             pts = args.reshape(-1, 2) + base
-            if upper == "S":
-                reflect = 2 * current - last_ctrl if last_cmd.upper() in "CS" and last_ctrl is not None \
-                    else current
-                pts = np.vstack([reflect, pts])
-            ctrl = np.vstack([current, pts])
-            subpaths[-1].append(_bezier(ctrl, samples))
-            last_ctrl = pts[1]
-            current = pts[2]
-        else:  # Q, T
-            pts = args.reshape(-1, 2) + base
-            if upper == "T":
-                reflect = 2 * current - last_ctrl if last_cmd.upper() in "QT" and last_ctrl is not None \
-                    else current
-                pts = np.vstack([reflect, pts])
-            ctrl = np.vstack([current, pts])
-            subpaths[-1].append(_bezier(ctrl, samples))
-            last_ctrl = pts[0]
-            current = pts[1]
+            if upper in "ST":
+                family = "CS" if upper == "S" else "QT"
+                smooth = last_cmd.upper() in family and last_ctrl is not None
+                pts = np.vstack([2 * current - last_ctrl if smooth else current, pts])
+            subpaths[-1].append(_bezier(np.vstack([current, pts]), samples))
+            last_ctrl = pts[-2]
+            current = pts[-1]
         last_cmd = cmd
     return [np.vstack(parts) for parts in subpaths]
 
