@@ -82,3 +82,73 @@ def test_nms_matches_opencv_on_random_boxes(seed, iou, num_classes):
     expected = opencv_nms_per_class(boxes, scores, classes, iou)
     assert 0 < len(expected) < n  # the boxes overlap enough for NMS to matter
     assert keep.tolist() == expected
+
+
+def clustered_boxes(rng, n, clusters, spread, size=(20, 40)):
+    """``n`` boxes jittered around ``clusters`` centres, as a detector reports one character."""
+    centres = rng.uniform(0, 400, (clusters, 2))
+    which = rng.integers(0, clusters, n)
+    xy = centres[which] + rng.normal(0, spread, (n, 2))
+    wh = rng.uniform(size[0], size[1], (n, 2))
+    return np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).astype(np.float32), which
+
+
+# (candidates, clusters, jitter, box size, max_keep, classes, path the input must take)
+CROWDS = [
+    (20, 3, 3.0, (20, 40), 100, 10, "vectorised"),
+    (321, 40, 3.0, (20, 40), 100, 10, "vectorised"),
+    (600, 80, 6.0, (10, 80), None, 3, "vectorised"),
+    # only five to keep: five turns of the loop are cheaper than the pairs
+    (400, 20, 1.0, (5, 30), 5, 1, "loop"),
+    # a chain of suppressions: each box overlaps its neighbours above the threshold
+    ("chain", 40, 0.0, (0, 0), None, 1, "vectorised"),
+    ("chain", 200, 0.0, (0, 0), None, 1, "loop"),  # longer than the rounds allowed
+    # one huge pile: more pairs than the loop would cost, so the loop runs
+    (3000, 2, 2.0, (200, 300), 100, 1, "loop"),
+]
+
+
+@pytest.mark.parametrize("n, clusters, spread, size, max_keep, num_classes, path", CROWDS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vectorised_nms_equals_greedy_loop(monkeypatch, seed, n, clusters, spread, size,
+                                           max_keep, num_classes, path):
+    from hanja_live import nms as nms_module
+
+    rng = np.random.default_rng(seed)
+    if n == "chain":
+        # 10x10 boxes 2 px apart: IoU 0.67 with the next, 0.43 with the one after
+        x = np.arange(clusters, dtype=np.float32) * 2.0
+        boxes = np.stack([x, np.zeros_like(x), x + 10, np.full_like(x, 10)], axis=1)
+        scores = np.linspace(1.0, 0.1, len(x)).astype(np.float32)
+        classes = np.zeros(len(x), np.int64)
+    else:
+        boxes, which = clustered_boxes(rng, n, clusters, spread, size)
+        # ties in score: the input order must break them, as in the loop
+        scores = np.round(rng.uniform(0.25, 1.0, n), 2).astype(np.float32)
+        classes = which % num_classes
+    taken = []
+    real = nms_module._greedy_vectorised
+
+    def spy(*args):
+        result = real(*args)
+        taken.append("loop" if result is None else "vectorised")
+        return result
+
+    monkeypatch.setattr(nms_module, "_greedy_vectorised", spy)
+    keep = nms(boxes, scores, 0.45, classes=classes, max_keep=max_keep)
+    wide = np.asarray(boxes, np.float64) + (classes * (boxes.max() - boxes.min() + 1.0))[:, None]
+    order = np.argsort(-scores, kind="stable")
+    expected = nms_module._greedy_loop(wide, order, 0.45, len(boxes) if max_keep is None
+                                       else max_keep)
+    assert taken == [path]
+    assert keep.tolist() == expected.tolist()
+    if n == "chain":
+        assert keep.tolist() == list(range(0, clusters, 2))  # every other box survives
+
+
+def test_non_finite_box_is_handled_like_the_loop():
+    boxes = np.array([[0, 0, 10, 10], [np.nan, 0, 10, 10], [1, 1, 11, 11], [30, 30, 40, 40]],
+                     np.float32)
+    scores = np.array([0.5, 0.9, 0.4, 0.3], np.float32)
+    # the NaN box ranks first; its IoU with anything is NaN, which counts as overlapping
+    assert nms(boxes, scores, 0.5).tolist() == [1]
