@@ -32,6 +32,9 @@ STATUS_FG = (255, 255, 255)
 STATUS_CHARS = "0123456789.-FPSms"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _COORD_LIMIT = 1 << 20  # box coordinates are clipped to this before the cast to int
+# typographic characters the Hershey font lacks, written as their ASCII look-alikes
+_ASCII_LOOKALIKES = {u"\u2013": "-", u"\u2014": "-", u"\u2018": "'", u"\u2019": "'",
+                     u"\u201c": '"', u"\u201d": '"', u"\u2026": "..."}
 
 
 def palette(n):
@@ -251,12 +254,13 @@ class Annotator(object):
         self._status_thickness = max(1, int(round(h / 14.0)))
 
     def draw_status(self, image, fps, infer_ms, extra=""):
-        """Top-left "29.8 FPS  12.3 ms" (+ ``extra``, ASCII) on a dark strip; returns image.
+        """Top-left "29.8 FPS  12.3 ms" (+ ``extra``) on a dark strip; returns image.
 
         ``fps`` is drawn as given: smooth it with hanja_live.fps.FpsMeter. ``None`` (or NaN)
         shows "--".
         The numbers come from pre-rendered atlas glyphs (a handful of small copies); only
-        ``extra`` goes through cv2.putText.
+        ``extra`` goes through cv2.putText, in ASCII: dashes and quotes become their
+        look-alikes, any other character "?".
         """
         text = "%s FPS  %s ms" % (_number(fps), _number(infer_ms))
         glyphs = self._status_glyphs
@@ -264,7 +268,8 @@ class Annotator(object):
         img_h, img_w = image.shape[:2]
         pad = self._pad
         width = 2 * pad + sum(p.shape[1] for p in patches)
-        extra = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in extra)
+        extra = "".join(_ASCII_LOOKALIKES.get(ch, ch if 32 <= ord(ch) < 127 else "?")
+                        for ch in extra)
         scale, thick = self._status_scale, self._status_thickness
         if extra:
             extra = "  " + extra

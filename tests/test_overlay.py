@@ -373,3 +373,18 @@ def test_fps_meter_default_clock():
     assert meter.tick() >= 0.0
     meter.reset()
     assert meter.value == 0.0
+
+
+@pytest.mark.parametrize("extra, same_as", [
+    ("camera lost \u2014 reconnecting", "camera lost - reconnecting"),
+    ("no frame \u2013 \u201cusb\u201d \u2026", 'no frame - "usb" ...'),
+    ("\u76f8\u673a lost", "?? lost"),
+    ("plain ascii", "plain ascii"),
+])
+def test_status_extra_is_drawn_in_ascii(annotator, extra, same_as):
+    original = paper_frame(640, 360)
+    a, b = original.copy(), original.copy()
+    annotator.draw_status(a, None, None, extra=extra)
+    annotator.draw_status(b, None, None, extra=same_as)
+    assert (a == b).all()
+    assert (a != original).any()
