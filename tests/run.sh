@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The test command (README quick start, .ci/run): installs what the tests need, runs them.
 # Real parts over mocks: Debian's OpenCV with GStreamer for the videotestsrc pipeline, Xvfb
-# for a real window. Without root or apt those tests skip and say why.
+# for a real window (libxfixes3 to read its cursor), systemd for systemd-analyze verify of the
+# kiosk unit. Without root or apt those tests skip and say why.
 set -eu
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-debs="python3-venv python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good xvfb imagemagick xdotool"
+debs="python3-venv python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good xvfb imagemagick xdotool libxfixes3 systemd"
 missing=""
 for deb in $debs; do
     dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing="$missing $deb"

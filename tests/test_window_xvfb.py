@@ -59,6 +59,18 @@ def child_main(mode):
         sys.stdout.flush()
 
     image, _ = shown_frame()
+    if mode == "kiosk-destroy":
+        with WindowSink(TITLE, kiosk=True, quit_keys="zx") as window:
+            for _ in range(30):
+                window.show(image)
+            say(event="shown")
+            cv2.destroyWindow(TITLE)  # what a window manager's close button does
+            action = window.poll()
+            for _ in range(30):
+                window.show(image)
+            say(event="action", action=action, quit=window.quit_requested,
+                visible=cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE))
+        return
     with WindowSink(TITLE) as window:
         # let the backend map and paint the window before anyone looks at it
         for _ in range(30):
@@ -239,6 +251,13 @@ def test_keys_become_actions(child_factory, key, action):
 def test_closed_window_means_quit(child_factory):
     child = child_factory("destroy")
     assert child.read() == {"event": "action", "action": "quit"}
+
+
+def test_closed_kiosk_window_opens_again(child_factory):
+    child = child_factory("kiosk-destroy")
+    record = child.read()
+    assert record["action"] is None and record["quit"] is False
+    assert record["visible"] >= 1
 
 
 @pytest.mark.parametrize("display, ok, needle", [

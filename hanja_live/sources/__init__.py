@@ -4,6 +4,10 @@ files, images and image folders, all read through one interface (``Source``).
     with open_source("csi://0", width=1280, height=720) as src:
         frame = src.read(timeout=1.0)  # Frame, None (no new frame yet), or raises
                                        # EndOfStream / SourceError
+        src.status_text                # None, or e.g. "camera lost - reconnecting (try 3)"
+
+Cameras and streams that stop are reopened with growing pauses (grabber.LiveSource) unless
+``reconnect=False``; broken frames are skipped and counted in ``src.corrupt``.
 """
 
 from .base import Source

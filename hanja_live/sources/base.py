@@ -15,6 +15,9 @@ class Source(ClosesOnExit):
     fps:         frame rate the source reports, or None when it does not know
     dropped:     frames a live source replaced with newer ones before anyone read them
     skipped:     files of an image folder that could not be decoded
+    corrupt:     frames a live capture delivered broken (empty, wrong shape or type), skipped
+    status_text: None while frames flow; else one short ASCII line for the screen saying what
+                 is wrong, e.g. "camera lost - reconnecting (try 3)" (drawn with Hershey fonts)
 
     ``read(timeout)`` has three outcomes: a Frame; None when no new frame arrived within
     ``timeout`` seconds (default: the source's read_timeout_s); or an exception —
@@ -29,6 +32,7 @@ class Source(ClosesOnExit):
     def __init__(self):
         self._dropped = 0
         self._skipped = 0
+        self._corrupt = 0
 
     @property
     def dropped(self):
@@ -40,6 +44,16 @@ class Source(ClosesOnExit):
         # type: () -> int
         return self._skipped
 
+    @property
+    def corrupt(self):
+        # type: () -> int
+        return self._corrupt
+
+    @property
+    def status_text(self):
+        # type: () -> Optional[str]
+        return None
+
     def read(self, timeout=None):
         # type: (Optional[float]) -> Optional[Frame]
         raise NotImplementedError
@@ -47,7 +61,6 @@ class Source(ClosesOnExit):
     def close(self):
         # type: () -> None
         """Stop background threads and release the device or file; safe to call twice."""
-
 
     def __repr__(self):
         return "<%s %s>" % (type(self).__name__, self.description)

@@ -67,9 +67,11 @@ def as_bgr(image):
     """(H, W, 3) uint8 BGR from what a user's pipeline may deliver (gray, BGRA, 16 bit)."""
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] == 1:
+    if image.size == 0 or image.dtype != np.uint8:
+        return image  # garbage: the grabber counts it as a corrupt frame
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
+    if image.ndim == 3 and image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image
 
@@ -267,8 +269,6 @@ def open_stream(url):
     shown = mask_credentials(url)
     scheme = url.split("://", 1)[0].lower()
     hint = "check the network and that the stream is still up (try it in VLC or ffplay)"
-    # a file served over HTTP ends like a file; a camera stream that stops has failed
-    can_end = scheme in ("http", "https")
     if scheme in ("rtsp", "rtsps") and on_jetson() and gstreamer_status()[0]:
         try:
             return open_gstreamer(rtsp_gstreamer_pipeline(url), description="stream %s" % shown,
@@ -281,4 +281,7 @@ def open_stream(url):
         raise SourceError(
             "cannot open stream %s — check the URL, user name and password, and that the "
             "device is reachable (ping it; try the URL in VLC or ffplay)" % shown)
+    # a file served over HTTP has a length and ends like a file; a camera stream (MJPEG over
+    # HTTP, RTSP) has none, and when it stops it has failed
+    can_end = scheme in ("http", "https") and capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0
     return OpenCVCapture(capture, "stream %s" % shown, hint, can_end=can_end)

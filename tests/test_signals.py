@@ -1,0 +1,88 @@
+"""Real signals to the real app (``python -m hanja_live run`` in a child process): the
+recording it was writing must play afterwards, whatever stopped it."""
+
+import json
+import os
+import signal
+
+import pytest
+
+from conftest import write_video
+from live_process import LiveProcess, count_lines
+from test_sinks import frame_number, numbered_frame, read_back
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """A 30-frame numbered clip; played with --loop it never ends by itself."""
+    return write_video(tmp_path / "clip.avi", [numbered_frame(i) for i in range(30)], fps=10)
+
+
+def start(clip, tmp_path, tiny_model, *extra):
+    record = tmp_path / "rec.mp4"
+    detections = tmp_path / "det.jsonl"
+    app = LiveProcess("--source", clip, "--loop", "--headless", "--record", record, "--json",
+                      detections, "--model", tiny_model, *extra)
+    return app, record, detections
+
+
+@pytest.mark.parametrize("signals", [
+    [signal.SIGINT],
+    [signal.SIGTERM],
+    [signal.SIGHUP],
+    [signal.SIGTERM, signal.SIGTERM, signal.SIGINT],  # impatient: more while it closes
+])
+def test_stop_signals_leave_a_playable_recording(tmp_path, clip, tiny_model, signals):
+    app, record, detections = start(clip, tmp_path, tiny_model)
+    try:
+        app.wait_lines(detections, 45)
+        for signum in signals:
+            app.send(signum)
+        code = app.finish()
+        log = app.log()
+    finally:
+        app.close()
+    # signals that arrive together are handled in signal-number order: any may be first
+    assert code - 128 in signals, log
+    assert "%s: closing outputs" % signal.Signals(code - 128).name in log
+    assert "Traceback" not in log
+    assert not os.path.exists(str(record) + ".part.mp4")
+    frames = read_back(record)
+    lines = count_lines(detections)
+    # each presented frame is recorded, then written as a line; the signal may fall between
+    assert lines <= len(frames) <= lines + 1 and len(frames) >= 45
+    assert [frame_number(f) for f in frames] == [i % 30 for i in range(len(frames))]
+
+
+def test_kill_9_loses_only_the_open_segment(tmp_path, clip, tiny_model):
+    app, record, detections = start(clip, tmp_path, tiny_model, "--record-segment", "0.5")
+    try:
+        app.wait_for(lambda: len([n for n in os.listdir(str(tmp_path)) if n.startswith("rec-")
+                                  and ".part." not in n]) >= 3, "three finished segments")
+        app.send(signal.SIGKILL)
+        assert app.finish() == -signal.SIGKILL
+    finally:
+        app.close()
+    names = sorted(os.listdir(str(tmp_path)))
+    finished = [n for n in names if n.startswith("rec-") and ".part." not in n]
+    unfinished = [n for n in names if ".part." in n]
+    assert len(unfinished) <= 1  # the segment being written: lost
+    assert finished == ["rec-%04d.mp4" % n for n in range(1, len(finished) + 1)]
+    numbers = [frame_number(img) for n in finished for img in read_back(tmp_path / n)]
+    assert numbers == [i % 30 for i in range(len(numbers))] and len(numbers) >= 3
+    # the detections file, one flushed line per frame, is whole up to the kill
+    rows = [json.loads(line) for line in detections.read_text(encoding="utf-8").splitlines()]
+    assert [r["frame"] for r in rows] == list(range(len(rows))) and len(rows) >= len(numbers)
+
+
+def test_headless_output_never_replaces_a_file(tmp_path, clip, tiny_model):
+    record = tmp_path / "rec.mp4"
+    record.write_bytes(b"precious")
+    app = LiveProcess("--source", clip, "--headless", "--record", record, "--model", tiny_model)
+    try:
+        code = app.finish()
+        log = app.log()
+    finally:
+        app.close()
+    assert code == 2 and "already exists; pass --overwrite" in log
+    assert record.read_bytes() == b"precious"
