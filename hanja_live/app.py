@@ -7,23 +7,19 @@ before the window, so a mistake is reported as one line instead of a window that
 import contextlib
 import logging
 import os
-import signal
 import time
-
-import cv2
 
 from . import paths
 from .backends.loader import load_backend
 from .detector import Detector
-from .errors import HanjaLiveError, SourceError, EndOfStream
-from .fps import FpsMeter
+from .errors import HanjaLiveError, SinkError, SourceError
 from .overlay import Annotator
+from .pipeline import Output, Pipeline, Presenter
 from .sinks import JsonLinesSink, VideoSink, WindowSink, window_available
 from .sources import open_source
+from .stop_signals import StopSignals
 
 log = logging.getLogger("hanja_live")
-
-STATUS_EVERY_S = 1.0
 
 
 def resolve_source_uri(uri):
@@ -36,11 +32,12 @@ def resolve_source_uri(uri):
     return uri
 
 
-def load_detector(model):
-    """Backend + detector from the model section of the config."""
+def load_detector(model, threads=None):
+    """Backend + detector from the model section of the config; ``threads`` overrides its own."""
     backend = load_backend(paths.resolve(model.path), backend=model.backend,
                            precision=model.precision, engine_dir=model.engine_dir,
-                           workspace_mb=model.workspace_mb, log=log.info)
+                           workspace_mb=model.workspace_mb, log=log.info,
+                           threads=model.threads if threads is None else threads)
     return Detector(backend, conf=model.conf, iou=model.iou, max_det=model.max_det)
 
 
@@ -51,30 +48,19 @@ def default_record_path(source_uri):
     return os.path.join("out", "%s-annotated-%s.mp4" % (stem, stamp))
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM ends the loop like Ctrl-C, so the sinks' close() finalises the recording."""
+def run_live(model, source, display, output, window=None, resume=False, on_running=None):
+    """Run the live pipeline with the four config sections; returns the process exit code.
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def run_live(model, source, display, output):
-    """Run the live pipeline with the four config sections; returns the process exit code."""
+    window:     an open WindowSink to show in and leave open (the kiosk supervisor keeps one
+                across restarts); None: one is opened here when the config asks for it
+    resume:     a restart (kiosk): the detections file is appended to, not refused
+    on_running: called once, when everything is open and the first frame is next
+    SIGINT, SIGTERM and SIGHUP end the run with the outputs finished; the code returned is
+    then 128 + the signal's number.
+    """
     uri = resolve_source_uri(source.uri)
-    detector = load_detector(model)
-    show_window = display.window or display.kiosk
-    if show_window:
+    show_window = window is not None or display.window or display.kiosk
+    if show_window and window is None:
         ok, reason = window_available()
         if not ok:
             if display.kiosk:
@@ -82,100 +68,77 @@ def run_live(model, source, display, output):
                                      "display (DISPLAY=:0) or drop --kiosk" % reason)
             log.warning("no window: %s; running headless", reason)
             show_window = False
-    loop = source.loop or (str(source.uri) == "demo" and show_window)
-    src = open_source(uri, width=source.width, height=source.height, fps=source.fps,
-                      csi_flip=source.csi_flip, loop=loop, read_timeout_s=source.read_timeout_s)
+    loop = source.loop or display.kiosk or (str(source.uri) == "demo" and show_window)
     record = output.record
     if not show_window and record is None and output.json is None:
         record = default_record_path(uri)
         log.info("headless: the annotated video goes to %s", record)
-    annotator = Annotator(detector.names)
+    video = json_sink = None
+    frames = None
+    # everything opened is closed again on the way out, also when a later step fails: a
+    # restarted kiosk must not pile up cameras and GPU contexts
     with contextlib.ExitStack() as stack:
-        stack.enter_context(detector.backend)
-        stack.enter_context(src)
-        video = json_sink = window = None
+        stop = stack.enter_context(StopSignals())  # first in, last out: covers the closing
+        detectors = [load_detector(model) for _ in range(model.workers)]
+        for d in detectors:
+            stack.enter_context(d.backend)
+        detector = detectors[0]
+        annotator = Annotator(detector.names)
+        src = stack.enter_context(open_source(
+            uri, width=source.width, height=source.height, fps=source.fps,
+            csi_flip=source.csi_flip, loop=loop, read_timeout_s=source.read_timeout_s,
+            reconnect=source.reconnect, reconnect_max_s=source.reconnect_max_s))
+
+        def file_sink(make):
+            try:
+                return stack.enter_context(make())
+            except SinkError as exc:
+                if not resume:
+                    raise
+                # a restarted kiosk shows its live view even if the disk filled meanwhile
+                log.warning("%s; going on without it", exc)
+                return None
+
         if record:
-            video = stack.enter_context(
-                VideoSink(record, fps=src.fps or float(source.fps), overwrite=output.overwrite))
+            video = file_sink(lambda: VideoSink(
+                record, fps=src.fps or float(source.fps), overwrite=output.overwrite,
+                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb))
         if output.json:
-            json_sink = stack.enter_context(
-                JsonLinesSink(output.json, detector.names, overwrite=output.overwrite))
-        if show_window:
-            window = stack.enter_context(WindowSink(display.title, kiosk=display.kiosk))
-        stack.enter_context(sigterm_as_interrupt())
+            json_sink = file_sink(lambda: JsonLinesSink(
+                output.json, detector.names, overwrite=output.overwrite, append=resume,
+                min_free_mb=output.min_free_mb))
+        if show_window and window is None:
+            window = stack.enter_context(WindowSink(display.title, kiosk=display.kiosk,
+                                                    quit_keys=display.kiosk_quit_keys))
         log.info("source: %s", src.description)
+        if on_running is not None:
+            on_running()
         try:
-            frames = _loop(src, detector, annotator, video, json_sink, window, display.show_fps,
+            frames = _loop(src, detectors, annotator, video, json_sink, window, display.show_fps,
                            source.read_timeout_s)
         except KeyboardInterrupt:
-            log.info("interrupted; closing outputs")
-            frames = None
-    if record:
-        log.info("recording saved: %s", record)
-    if output.json:
+            log.info("%s: closing outputs", stop.name or "interrupted")
+        finally:
+            stop.hold()
+    if video is not None and video.finished:
+        log.info("recording saved: %s", video.finished[0] if len(video.finished) == 1 else
+                 "%d files, %s ... %s" % (len(video.finished), video.finished[0],
+                                          video.finished[-1]))
+    if json_sink is not None:
         log.info("detections saved: %s", output.json)
     if frames is not None:
         log.info("done: %d frames", frames)
-    return 0
+    return stop.exit_code or 0
 
 
-def _loop(src, detector, annotator, video, json_sink, window, show_fps, read_timeout_s):
-    fps = FpsMeter()
-    frames = 0
-    last_status = time.monotonic()
-    paused = False
-    shown = None
-    while True:
-        if paused:
-            quit_now, paused = _react(window.show(shown), shown, paused)
-            if quit_now:
-                return frames
-            if not paused:
-                fps.reset()  # the pause is not slow frames
-            continue
-        try:
-            frame = src.read(timeout=read_timeout_s)
-        except EndOfStream:
-            return frames
-        if frame is None:
-            log.warning("no frame from %s for %.1f s; waiting", src.description, read_timeout_s)
-            if window is not None and shown is not None and window.show(shown) == "quit":
-                return frames
-            continue
-        detections, times = detector(frame.image)
-        image = annotator.annotate(frame.image, detections)
-        rate = fps.tick()
-        if show_fps:
-            annotator.draw_status(image, rate, times.inference_ms)
-        if video is not None:
-            video.write(image)
-        if json_sink is not None:
-            json_sink.write(frame, detections)
-        frames += 1
-        shown = image
-        if window is not None:
-            quit_now, paused = _react(window.show(image), image, paused)
-            if quit_now:
-                return frames
-        now = time.monotonic()
-        if now - last_status >= STATUS_EVERY_S:
-            last_status = now
-            log.info("frame %d  fps %.1f  inference %.1f ms  detections %d  dropped %d",
-                     frame.index, rate, times.inference_ms, len(detections), src.dropped)
-
-
-def _react(action, image, paused):
-    """A window key action -> (quit now, paused); space toggles pause, s saves the frame."""
-    if action == "snapshot":
-        _snapshot(image)
-    elif action == "pause":
-        paused = not paused
-    return action == "quit", paused
-
-
-def _snapshot(image):
-    path = time.strftime("snapshot-%Y%m%d-%H%M%S.png")
-    if cv2.imwrite(path, image):
-        log.info("snapshot saved: %s", path)
-    else:
-        log.warning("could not write snapshot %s (folder not writable?)", path)
+def _loop(src, detectors, annotator, video, json_sink, window, show_fps, read_timeout_s):
+    """The pipelined loop (hanja_live.pipeline) with the app's outputs; returns frames shown."""
+    outputs = []
+    if video is not None:
+        outputs.append(Output("recording to %s" % video.path,
+                              lambda frame, image, detections: video.write(image)))
+    if json_sink is not None:
+        outputs.append(Output("detections to %s" % json_sink.path,
+                              lambda frame, image, detections: json_sink.write(frame, detections)))
+    presenter = Presenter(annotator, outputs, window=window, show_fps=show_fps)
+    return Pipeline(src, detectors, presenter, read_timeout_s=read_timeout_s).run()

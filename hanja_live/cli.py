@@ -3,6 +3,8 @@
   hanja-live [run] [--demo | --camera N | --csi N | --source URI] [options]   live view
   hanja-live detect SOURCE --json OUT.jsonl [--record OUT.mp4]                batch detection
   hanja-live build-engine --onnx MODEL.onnx [--fp16 | --fp32 | --int8]      TensorRT engine
+  hanja-live install-service [--unit-file PATH] [RUN OPTIONS]               systemd user unit
+  hanja-live bench [SOURCE] [--frames N] [--sink null|video] [--json OUT]    speed figures
 """
 
 import argparse
@@ -16,7 +18,7 @@ from .errors import HanjaLiveError
 
 log = logging.getLogger("hanja_live")
 
-COMMANDS = ("run", "detect", "build-engine")
+COMMANDS = ("run", "detect", "build-engine", "install-service", "bench")
 
 
 def _model_options(parser):
@@ -66,9 +68,14 @@ def build_parser():
     _model_options(run)
     out = run.add_argument_group("output")
     out.add_argument("--record", metavar="PATH", help="write the annotated video (.mp4)")
+    out.add_argument("--record-segment", type=float, metavar="SECONDS",
+                     help="record in files of SECONDS each (PATH-0001.mp4, ...): a crash or "
+                          "power cut loses only the last one")
     out.add_argument("--json", metavar="PATH", help="write detections as JSON lines")
     out.add_argument("--headless", action="store_true", help="no window")
-    out.add_argument("--kiosk", action="store_true", default=None, help="fullscreen window")
+    out.add_argument("--kiosk", action="store_true", default=None,
+                     help="unattended: fullscreen, no cursor, keys ignored except "
+                          "display.kiosk_quit_keys, restarts itself after errors")
     out.add_argument("--title", help="window title")
     out.add_argument("--no-fps", action="store_true", help="hide the FPS counter")
     _common_options(run)
@@ -91,6 +98,41 @@ def build_parser():
                      "the model)")
     eng.add_argument("--workspace-mb", type=int, default=1024, help="builder workspace (MB)")
     eng.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+    svc = sub.add_parser("install-service", help="write a systemd user unit that starts the "
+                         "kiosk at login and restarts it on failure; other options go to run",
+                         usage="hanja-live install-service [--unit-file PATH] [--replace] "
+                               "[--display D] [RUN OPTIONS]")
+    svc.add_argument("--unit-file", metavar="PATH", help="where to write it (default "
+                     "~/.config/systemd/user/hanja-live.service)")
+    svc.add_argument("--replace", action="store_true", help="replace an existing unit file")
+    svc.add_argument("--display", default=":0", help="X display of the kiosk (default :0)")
+
+    ben = sub.add_parser("bench", help="speed of the whole pipeline, headless, against a "
+                         "sequential loop (and ultralytics when installed)")
+    ben.add_argument("source", nargs="?", default="demo",
+                     help="video file, folder or camera (default: the bundled demo clip)")
+    ben.add_argument("--frames", type=int, metavar="N", help="frames per run: from each "
+                     "segment of a clip with a segments file, else from the start (default: "
+                     "all)")
+    ben.add_argument("--seconds", type=float, metavar="S", help="seconds per run at most")
+    ben.add_argument("--repeat", type=int, default=1, metavar="R",
+                     help="rounds of every mode on every segment, the order alternating "
+                          "(default 1)")
+    ben.add_argument("--sink", choices=("null", "video"), default="null",
+                     help="drop the drawn frames (default) or record them to a temporary mp4")
+    ben.add_argument("--modes", default="pipelined,sequential,ultralytics",
+                     help="comma-separated modes to run (default: all three)")
+    ben.add_argument("--warmup", type=int, default=10, metavar="N",
+                     help="frames run before measuring (default 10)")
+    ben.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="inference threads of the pipelined loop, each with its own model "
+                          "session (default 1)")
+    ben.add_argument("--json", dest="bench_json", metavar="PATH", help="also write the "
+                     "figures as JSON")
+    _model_options(ben)
+    _common_options(ben)
+    ben.set_defaults(record=None, json=None)
     return parser
 
 
@@ -103,7 +145,8 @@ def overrides_from(args):
     model = _section(path=args.model, backend=args.backend, precision=args.precision,
                      engine_dir=args.engine_dir, conf=args.conf, iou=args.iou,
                      max_det=args.max_det)
-    output = _section(record=args.record, json=args.json, overwrite=args.overwrite)
+    output = _section(record=args.record, json=args.json, overwrite=args.overwrite,
+                      record_segment_s=getattr(args, "record_segment", None))
     result = {"model": model, "output": output}
     if args.command == "run":
         uri = None
@@ -129,7 +172,25 @@ def _setup_logging(quiet):
                         format="hanja_live: %(message)s", stream=sys.stderr)
 
 
+def _install_service(args):
+    from .service import install_service, kiosk_args
+    run_args = kiosk_args(args.run_args)
+    # checked now, so that a typo shows here and not as a unit failing at every boot
+    run = build_parser().parse_args(["run"] + run_args)
+    load_config(run.config, overrides_from(run))
+    path = install_service(run_args, path=args.unit_file, replace=args.replace,
+                           display=args.display)
+    sys.stdout.write("wrote %s\nstart it now and at every login with:\n"
+                     "  systemctl --user daemon-reload && systemctl --user enable --now %s\n"
+                     "(for a start without anyone logging in: sudo loginctl enable-linger %s, "
+                     "and auto-login to the desktop)\n"
+                     % (path, os.path.basename(path), os.environ.get("USER", "$USER")))
+    return 0
+
+
 def dispatch(args):
+    if args.command == "install-service":
+        return _install_service(args)
     if args.command == "build-engine":
         precision = args.precision or "fp16"
         calib = args.calib or ("calib" if precision == "int8" else None)
@@ -150,6 +211,18 @@ def dispatch(args):
         run_detect(args.source, config.model, json_path=config.output.json,
                    record_path=config.output.record, overwrite=config.output.overwrite)
         return 0
+    if args.command == "bench":
+        from .bench import run_bench
+        run_bench(args.source, config.model, frames=args.frames, seconds=args.seconds,
+                  repeat=args.repeat, sink=args.sink, json_path=args.bench_json,
+                  overwrite=config.output.overwrite, warmup=args.warmup,
+                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+                  progress=not args.quiet, workers=args.workers,
+                  command="python -m hanja_live " + " ".join(sys.argv[1:]))
+        return 0
+    if config.display.kiosk:
+        from .kiosk import run_kiosk
+        return run_kiosk(config.model, config.source, config.display, config.output)
     from .app import run_live
     return run_live(config.model, config.source, config.display, config.output)
 
@@ -158,7 +231,13 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if argv[0] == "install-service":
+        # every option install-service does not know is one for the run it installs
+        args, run_args = parser.parse_known_args(argv)
+        args.run_args = run_args
+    else:
+        args = parser.parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
     try:
         code = dispatch(args)

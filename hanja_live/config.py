@@ -15,6 +15,7 @@ from .errors import ConfigError
 DEFAULT_CONFIG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.yaml")
 
 _NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
 _OPT_STR = (str, type(None))
 
 # section -> key -> (allowed types, allowed values or None)
@@ -29,6 +30,8 @@ SCHEMA = collections.OrderedDict(
             ("conf", (_NUM, None)),
             ("iou", (_NUM, None)),
             ("max_det", ((int,), None)),
+            ("threads", ((int,), None)),
+            ("workers", ((int,), None)),
         ])),
         ("source", collections.OrderedDict([
             ("uri", ((str, int), None)),
@@ -38,17 +41,22 @@ SCHEMA = collections.OrderedDict(
             ("csi_flip", ((int,), tuple(range(8)))),
             ("read_timeout_s", (_NUM, None)),
             ("loop", ((bool,), None)),
+            ("reconnect", ((bool,), None)),
+            ("reconnect_max_s", (_NUM, None)),
         ])),
         ("display", collections.OrderedDict([
             ("window", ((bool,), None)),
             ("kiosk", ((bool,), None)),
             ("title", ((str,), None)),
             ("show_fps", ((bool,), None)),
+            ("kiosk_quit_keys", ((str,), None)),
         ])),
         ("output", collections.OrderedDict([
             ("record", (_OPT_STR, None)),
             ("json", (_OPT_STR, None)),
             ("overwrite", ((bool,), None)),
+            ("record_segment_s", (_OPT_NUM, None)),
+            ("min_free_mb", (_NUM, None)),
         ])),
     ]
 )
@@ -63,8 +71,17 @@ _SECTION_TYPES = {"model": ModelConfig, "source": SourceConfig, "display": Displ
 
 _RANGES = {("model", "conf"): (0.0, 1.0), ("model", "iou"): (0.0, 1.0),
            ("model", "max_det"): (1, 100000), ("model", "workspace_mb"): (16, 1 << 20),
+           ("model", "threads"): (0, 256), ("model", "workers"): (1, 16),
            ("source", "width"): (16, 16384), ("source", "height"): (16, 16384),
-           ("source", "fps"): (1, 1000), ("source", "read_timeout_s"): (0.01, 3600.0)}
+           ("source", "fps"): (1, 1000), ("source", "read_timeout_s"): (0.01, 3600.0),
+           ("source", "reconnect_max_s"): (0.1, 3600.0),
+           ("output", "record_segment_s"): (0.0, 86400.0), ("output", "min_free_mb"): (0.0, 1e6)}
+
+
+def valid_quit_keys(keys):
+    # type: (object) -> bool
+    """display.kiosk_quit_keys: 2 or more printable ASCII keys, no spaces (typed in a row)."""
+    return isinstance(keys, str) and len(keys) >= 2 and all(" " < c < "\x7f" for c in keys)
 
 
 def _load_yaml(path):
@@ -98,8 +115,11 @@ def _check_value(where, section, key, value):
     if choices is not None and value not in choices:
         raise ConfigError("%s: %s.%s must be one of %s, got %r"
                           % (where, section, key, ", ".join(str(c) for c in choices), value))
+    if (section, key) == ("display", "kiosk_quit_keys") and not valid_quit_keys(value):
+        raise ConfigError("%s: display.kiosk_quit_keys must be 2 or more printable ASCII keys "
+                          "without spaces, typed in a row, e.g. hanja; got %r" % (where, value))
     bounds = _RANGES.get((section, key))
-    if bounds is not None and not (bounds[0] <= value <= bounds[1]):
+    if bounds is not None and value is not None and not (bounds[0] <= value <= bounds[1]):
         raise ConfigError("%s: %s.%s must lie in [%s, %s], got %r"
                           % (where, section, key, bounds[0], bounds[1], value))
 

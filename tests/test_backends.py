@@ -231,6 +231,11 @@ def _empty(tmp_path):
 @pytest.mark.parametrize("make, expected", [
     (lambda t: str(t / "absent.onnx"),
      "model file not found: {path} \u2014 train/export one (see README) or pass --model"),
+    (lambda t: (t / "models").mkdir() or str(t / "models"),
+     "{path} is a folder, not a model; pass the .onnx file in it with --model"),
+    (lambda t: (t / "best.pt").write_bytes(b"PK\x03\x04 torch zip") and str(t / "best.pt"),
+     "{path} is a PyTorch checkpoint, which this app does not run; export it with "
+     "python -m hanja_live.train.export --weights {path}"),
     (_truncated, "{path} is not a valid ONNX model (file ends inside"),
     (_random_bytes, "{path} is not a valid ONNX model"),
     (_text, "{path} is not a valid ONNX model"),
@@ -269,6 +274,30 @@ def test_load_backend_argument_errors(tmp_path, kwargs, error, expected):
     with pytest.raises(error) as err:
         load_backend(str(model), log=lambda _: None, **kwargs)
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("threads, expected", [
+    (0, None),  # ONNX Runtime's choice
+    (1, None),
+    (3, None),
+    (-1, "model.threads must be 0 (one per core) or more, got -1"),
+])
+def test_onnxruntime_thread_count(tmp_path, threads, expected):
+    path = str(tmp_path / "m.onnx")
+    conv_model(path)
+    if expected is not None:
+        with pytest.raises(ConfigError) as err:
+            load_backend(path, backend="onnxruntime", threads=threads, log=lambda _: None)
+        assert expected in str(err.value)
+        return
+    with load_backend(path, backend="onnxruntime", threads=threads, log=lambda _: None) as b:
+        options = b._session.get_session_options()
+        assert options.intra_op_num_threads == threads
+        b.input[...] = 0.5
+        single = [o.copy() for o in b.infer()]
+    with load_backend(path, backend="onnxruntime", log=lambda _: None) as ref:
+        ref.input[...] = 0.5
+        np.testing.assert_allclose(single[0], ref.infer()[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(TRT_OK, reason="TensorRT is installed here")

@@ -35,6 +35,15 @@ def test_file_then_flags_override(tmp_path):
         ("model: [1, 2]\n", "section 'model' must be a mapping"),
         ("model:\n  conf: [0.3\n", "not valid YAML"),
         ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+        ("model:\n  path: !!python/name:os.system\n", "not valid YAML"),
+        ("display:\n  kiosk_quit_keys: q\n", "display.kiosk_quit_keys must be 2 or more"),
+        ("display:\n  kiosk_quit_keys: 'a b'\n", "display.kiosk_quit_keys must be 2 or more"),
+        ("display:\n  kiosk_quit_keys: 12\n", "display.kiosk_quit_keys must be str"),
+        ("output:\n  record_segment_s: -1\n", "output.record_segment_s must lie in [0.0, 86400.0]"),
+        ("output:\n  record_segment_s: ten\n", "output.record_segment_s must be int or float or null"),
+        ("output:\n  min_free_mb: -5\n", "output.min_free_mb must lie in"),
+        ("source:\n  reconnect: 1\n", "source.reconnect must be bool"),
+        ("source:\n  reconnect_max_s: 0\n", "source.reconnect_max_s must lie in [0.1, 3600.0]"),
     ],
 )
 def test_bad_config_named_in_error(tmp_path, text, needle):
@@ -50,3 +59,16 @@ def test_bad_config_named_in_error(tmp_path, text, needle):
 def test_missing_config_file_named(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
         load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_reliability_keys_load(tmp_path):
+    path = tmp_path / "kiosk.yaml"
+    path.write_text("source:\n  reconnect: false\n  reconnect_max_s: 30\n"
+                    "display:\n  kiosk_quit_keys: Zx9!\n"
+                    "output:\n  record_segment_s: 60\n  min_free_mb: 0\n")
+    cfg = load_config(str(path))
+    assert (cfg.source.reconnect, cfg.source.reconnect_max_s) == (False, 30)
+    assert cfg.display.kiosk_quit_keys == "Zx9!"
+    assert (cfg.output.record_segment_s, cfg.output.min_free_mb) == (60, 0)
+    defaults = load_config()
+    assert defaults.source.reconnect is True and defaults.output.record_segment_s is None

@@ -282,22 +282,29 @@ def _describe(backend, model_path, reason):
 
 
 def load_backend(model_path, backend="auto", precision="auto", engine_dir=None, workspace_mb=1024,
-                 log=print, calib_dir=None):
-    # type: (str, str, str, Optional[str], int, Callable[[str], object], Optional[str]) -> Backend
+                 log=print, calib_dir=None, threads=0):
+    # type: (str, str, str, Optional[str], int, Callable[[str], object], Optional[str], int) -> Backend
     """Load ``model_path`` (.onnx, or a TensorRT .engine) into the backend asked for.
 
     backend:   "auto" (TensorRT when it and pycuda work, else ONNX Runtime), "tensorrt", "onnxruntime"
     precision: "auto" | "fp16" | "fp32" | "int8": precision of a TensorRT engine built now; ONNX
                Runtime runs the model in the precision it was exported in
     calib_dir: folder of sample frames for INT8 calibration (TensorRT, precision "int8")
+    threads:   CPU threads of one ONNX Runtime inference (0: one per core)
     """
     if backend not in BACKENDS:
         raise ConfigError("backend must be one of %s, got %r" % (", ".join(BACKENDS), backend))
     if precision not in REQUESTED_PRECISIONS:
         raise ConfigError("precision must be one of %s, got %r" % (", ".join(REQUESTED_PRECISIONS), precision))
+    if os.path.isdir(model_path):
+        raise ModelError("%s is a folder, not a model; pass the .onnx file in it with --model" % model_path)
     if not os.path.isfile(model_path):
         raise ModelError("model file not found: %s \u2014 train/export one (see README) or pass --model"
                          % model_path)
+    if model_path.lower().endswith((".pt", ".pth")):
+        raise ModelError("%s is a PyTorch checkpoint, which this app does not run; export it with "
+                         "python -m hanja_live.train.export --weights %s and pass the .onnx file"
+                         % (model_path, model_path))
     is_engine = model_path.lower().endswith((".engine", ".plan", ".trt"))
     if backend == "onnxruntime":
         if is_engine:
@@ -320,7 +327,7 @@ def load_backend(model_path, backend="auto", precision="auto", engine_dir=None, 
     else:
         from .onnxruntime_backend import OnnxRuntimeBackend
         loaded = OnnxRuntimeBackend(model_path, precision=precision, engine_dir=engine_dir,
-                                    workspace_mb=workspace_mb)
+                                    workspace_mb=workspace_mb, threads=threads)
         if precision not in ("auto", loaded.precision):
             reason += "; precision %s applies to TensorRT engines only" % precision
     log(_describe(loaded, model_path, reason))

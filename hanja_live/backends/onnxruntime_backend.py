@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import HanjaLiveError, ModelError
+from ..errors import ConfigError, HanjaLiveError, ModelError
 from .base import Backend
 from .loader import (ONNX_FLOAT16, ONNX_INT8, ONNX_UINT8, ONNXRUNTIME_HOWTO, check_network_shapes, one_line,
                      read_onnx, resolve_model_info)
@@ -59,8 +59,11 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, model_path, precision="auto", engine_dir=None, workspace_mb=1024, providers=None):
-        # type: (str, str, Optional[str], int, Optional[Sequence[str]]) -> None
+    def __init__(self, model_path, precision="auto", engine_dir=None, workspace_mb=1024, providers=None,
+                 threads=0):
+        # type: (str, str, Optional[str], int, Optional[Sequence[str]], int) -> None
+        """threads: CPU threads of one inference (0: ONNX Runtime's choice, one per core). Several
+        detectors working side by side each take 1, so they do not fight over the cores."""
         ort = import_onnxruntime()
         self.version = ort.__version__
         self._errors = _ort_errors(ort)
@@ -85,6 +88,9 @@ class OnnxRuntimeBackend(Backend):
                 options.append({})
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads < 0:
+            raise ConfigError("model.threads must be 0 (one per core) or more, got %d" % threads)
+        session_options.intra_op_num_threads = int(threads)
         try:
             self._session = ort.InferenceSession(model_path, sess_options=session_options,
                                                  providers=names, provider_options=options)
