@@ -8,6 +8,8 @@
 * the IR version is lowered to the oldest one that carries the opset, for old parsers.
 * ``metadata_props`` is rewritten to what hanja_live.model_info reads (names as a JSON list,
   imgsz "[H, W]", stride, layout) plus provenance, and the same keys go to ``<out stem>.yaml``.
+* a network pruned by hanja_live.train.prune carries its pruning record into the metadata
+  (pruned_ratio, pruned_macs_kept, ...).
 * ``--fp16-out`` adds a float16 copy (float16 input and output too), checked in onnxruntime
   against the float32 model on a random input.
 """
@@ -62,7 +64,8 @@ def output_layout(model, n_classes):
 
 def lower_ir_version(model):
     """Oldest IR version that holds the model's opsets: parsers built on older ONNX accept it."""
-    oldest = onnx.helper.find_min_ir_version_for(list(model.opset_import))
+    # ignore_unknown: contrib domains (com.microsoft) have no IR version of their own
+    oldest = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
     model.ir_version = min(model.ir_version, oldest)
 
 
@@ -76,6 +79,9 @@ def rewrite_metadata(model, names, stride, precision, provenance=None):
         "layout": output_layout(model, len(names)),
         "task": "detect",
         "precision": precision,
+        # ultralytics' AutoBackend needs these two to load the model (the bench's baseline)
+        "batch": "1",
+        "channels": str(int(model.graph.input[0].type.tensor_type.shape.dim[1].dim_value)),
     }
     meta.update({k: str(v) for k, v in (provenance or {}).items()})
     onnx.helper.set_model_props(model, meta)  # replaces any earlier metadata_props
@@ -89,6 +95,8 @@ def write_sidecar(onnx_path, meta):
     data["names"] = json.loads(meta["names"])
     data["imgsz"] = json.loads(meta["imgsz"])
     data["stride"] = int(meta["stride"])
+    for key in ("batch", "channels"):
+        data[key] = int(meta[key])
     path = sidecar_path(str(onnx_path))
     with open(path, "w", encoding="utf-8") as f:
         f.write(f"# written by hanja_live.train.export for {Path(onnx_path).name}\n")
@@ -155,6 +163,20 @@ def convert_fp16(src, dst):
     return save_model(half, dst, names, int(meta["stride"]), "fp16", provenance)
 
 
+def pruning_provenance(info):
+    """Metadata keys for a network pruned by hanja_live.train.prune (its ``pruning`` dict)."""
+    if not info:
+        return {}
+    return {
+        "pruned_ratio": f"{info['ratio']:g}",
+        "pruned_macs_kept": f"{info['macs_kept']:.4f}",
+        "pruned_params_kept": f"{info['params_kept']:.4f}",
+        "pruned_from": Path(str(info.get("source_weights", "?"))).name,
+        "pruned_setting": f"{info['importance']}, {'global' if info['global'] else 'uniform'}, "
+                          f"round to {info['round_to']}",
+    }
+
+
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -193,6 +215,7 @@ def export(weights, imgsz=(416, 416), out="models/hanja.onnx", fp16_out=None,
         "opset": str(opset),
         "exporter": "hanja_live.train.export",
     }
+    provenance.update(pruning_provenance(getattr(model.model, "pruning", None)))
     meta = save_model(onnx.load(exported), out, names, stride, "fp32", provenance, simplify)
     feed = np.random.default_rng(0).random((1, 3) + tuple(json.loads(meta["imgsz"])),
                                            dtype=np.float32)

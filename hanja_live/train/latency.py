@@ -1,6 +1,6 @@
 """ONNX Runtime CPU latency of several models, measured in one run on the same frames.
 
-    python -m hanja_live.train.latency models/a.onnx models/b.onnx [--runs 200] [--threads 0]
+    python -m hanja_live.train.latency models/a.onnx models/b.onnx [--runs 200] [--json out.json]
 
 Each model goes through the app's own backend loader; the figure is the backend's infer()
 alone (no letterbox or decode), median and p95 over --runs calls after warm-up. The models

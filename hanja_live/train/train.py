@@ -37,6 +37,11 @@ AUGMENT = {
 }
 
 
+# Starting from trained weights: one warm-up epoch instead of three; a long warm-up spends most
+# of a short fine-tune re-warming weights that are already good.
+FINETUNE = {"warmup_epochs": 1.0}
+
+
 def close_mosaic_epochs(epochs):
     """Epochs at the end trained without mosaic: about 10 %, at least one."""
     return max(1, round(0.1 * epochs))
@@ -127,6 +132,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             pretrained=str(init_weights) if init_weights else False,
             plots=False, amp=True, deterministic=False,
             close_mosaic=close_mosaic_epochs(epochs), **AUGMENT,
+            **(FINETUNE if init_weights else {}),
             **({"time": hours} if hours else {}),
         )
     best = Path(yolo.trainer.best)
