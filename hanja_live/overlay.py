@@ -271,10 +271,14 @@ class Annotator(object):
         extra = "".join(_ASCII_LOOKALIKES.get(ch, ch if 32 <= ord(ch) < 127 else "?")
                         for ch in extra)
         scale, thick = self._status_scale, self._status_thickness
+        below = ""
         if extra:
             extra = "  " + extra
             (extra_w, _), _ = cv2.getTextSize(extra, _FONT, scale, thick)
-            width += extra_w
+            if width + extra_w <= img_w:
+                width += extra_w
+            else:  # a narrow frame: the text goes on a line of its own, never cut off
+                below, extra = extra.strip(), ""
         strip_h = self._status_bg.shape[0]
         if self._status_bg.shape[1] < width:
             self._status_bg = np.empty((strip_h, width, 3), np.uint8)
@@ -292,4 +296,21 @@ class Annotator(object):
         if extra:
             baseline_y = y + self._atlas.baseline
             cv2.putText(image, extra, (x, baseline_y), _FONT, scale, STATUS_FG, thick, cv2.LINE_AA)
+        if below:
+            self._draw_line_below(image, below, strip_h)
         return image
+
+    def _draw_line_below(self, image, text, top):
+        """``text`` on a dark strip under the status line, shrunk to the frame's width."""
+        img_h, img_w = image.shape[:2]
+        pad = self._pad
+        scale, thick = self._status_scale, self._status_thickness
+        (text_w, _), _ = cv2.getTextSize(text, _FONT, scale, thick)
+        if text_w > img_w - 2 * pad:
+            scale *= max(0.2, (img_w - 2 * pad) / float(text_w))
+            thick = max(1, int(round(thick * scale / self._status_scale)))
+        (text_w, text_h), base = cv2.getTextSize(text, _FONT, scale, thick)
+        bottom = min(img_h, top + text_h + base + 2 * self._status_pad)
+        image[top:bottom, :min(img_w, text_w + 2 * pad)] = STATUS_BG
+        cv2.putText(image, text, (pad, top + self._status_pad + text_h), _FONT, scale, STATUS_FG,
+                    thick, cv2.LINE_AA)

@@ -388,3 +388,25 @@ def test_status_extra_is_drawn_in_ascii(annotator, extra, same_as):
     annotator.draw_status(b, None, None, extra=same_as)
     assert (a == b).all()
     assert (a != original).any()
+
+
+@pytest.mark.parametrize("width, wraps", [
+    (1280, False),  # fits after the numbers, one line
+    (320, True),    # a small camera frame: own line under the numbers, shrunk to fit
+    (160, True),
+])
+def test_status_extra_is_never_cut_off(annotator, width, wraps):
+    text = "camera lost - reconnecting (try 3)"
+    frame = paper_frame(width, 240)
+    annotator.draw_status(frame, None, None, extra=text)
+    strip = (frame == (32, 32, 32)).all(axis=2)
+    rows = np.nonzero(strip.any(axis=1))[0]
+    white = (frame >= 200).all(axis=2) & ~(paper_frame(width, 240) >= 200).all(axis=2)
+    assert white.any()
+    plain = paper_frame(width, 240)
+    annotator.draw_status(plain, None, None)
+    one_line_rows = np.nonzero((plain == (32, 32, 32)).all(axis=2).any(axis=1))[0].max()
+    assert (rows.max() > one_line_rows) == wraps
+    # the text's ink ends inside the frame with a margin: nothing runs off the right edge
+    cols = np.nonzero((frame[:rows.max() + 1] == 255).all(axis=2).any(axis=0))[0]
+    assert cols.max() < width - 1
