@@ -89,8 +89,9 @@ class ScriptedCapture(object):
     """A capture playing ``script``; after it, every read fails. Good frames are numbered
     from ``first_number`` on."""
 
-    def __init__(self, script, can_end=False, name="scripted", first_number=1):
+    def __init__(self, script, can_end=False, name="scripted", first_number=1, pace_s=0.0):
         self.script = list(script)
+        self.pace_s = pace_s  # a camera's frame interval; 0: as fast as the reader asks
         self.can_end = can_end
         self.description = name
         self.fps = 30.0
@@ -109,6 +110,7 @@ class ScriptedCapture(object):
         if step is RAISE:
             raise RuntimeError("driver fell over")
         if step is GOOD:
+            time.sleep(self.pace_s)
             self.count += 1
             # first_number, first_number + 1, ... within 100 (numbers are 8 bits on screen)
             return numbered_frame(self.first_number + (self.count - 1) % 100)
@@ -231,7 +233,9 @@ def test_reopen_retries_with_growing_pauses_until_a_frame_comes():
 
 def test_a_hung_read_is_abandoned_for_a_fresh_capture(caplog):
     stuck = ScriptedCapture([GOOD, HANG])
-    fresh = ScriptedCapture([GOOD] * 500, name="fresh", first_number=100)
+    # paced like a 30 FPS camera: unpaced, a loaded machine's grabber could use up all 500
+    # frames before the test reads its "one more frame"
+    fresh = ScriptedCapture([GOOD] * 500, name="fresh", first_number=100, pace_s=1 / 30.0)
     with caplog.at_level(logging.WARNING):
         src = LiveSource(stuck, retry_delay_s=0.001, reopen=lambda: fresh, stall_s=0.3)
         with src:
