@@ -13,24 +13,7 @@ import time
 import cv2
 import numpy as np
 
-W, H = 64, 48
-BITS = 8
-
-
-def numbered_frame(number, width=W, height=H):
-    """``number`` as 8 black/white bars, 8 px wide: survives JPEG."""
-    image = np.zeros((height, width, 3), np.uint8)
-    bar = width // BITS
-    for bit in range(BITS):
-        if (number >> bit) & 1:
-            image[:, bit * bar:(bit + 1) * bar] = 255
-    return image
-
-
-def frame_number(image):
-    bar = image.shape[1] // BITS
-    means = [image[:, bit * bar + 2:(bit + 1) * bar - 2].mean() for bit in range(BITS)]
-    return sum(1 << bit for bit, m in enumerate(means) if m > 128)
+from numbered_frames import H, W, numbered_frame
 
 
 class MjpegCamera(object):

@@ -10,7 +10,8 @@ import pytest
 
 from hanja_live.errors import EndOfStream, SourceError
 from hanja_live.sources import LiveSource, open_source
-from mjpeg_camera import MjpegCamera, frame_number, numbered_frame
+from mjpeg_camera import MjpegCamera
+from numbered_frames import frame_number, numbered_frame
 
 # generous limits on waiting for things that happen within a second or two; reaching one
 # fails the test with what was seen, it never decides a pass

@@ -22,24 +22,7 @@ from hanja_live.sources import (BufferPool, JetsonUtilsCapture, LiveSource, csi_
 from hanja_live.sources.csi import import_jetson_utils
 from hanja_live.sources.opencv_capture import on_jetson, open_camera
 
-W, H = 64, 48
-BITS = 8  # frame number drawn as 8 black/white bars, 8 px wide: survives MJPG and MPEG-4
-
-
-def numbered_frame(number, width=W, height=H):
-    image = np.zeros((height, width, 3), np.uint8)
-    bar = width // BITS
-    for bit in range(BITS):
-        if (number >> bit) & 1:
-            image[:, bit * bar:(bit + 1) * bar] = 255
-    return image
-
-
-def frame_number(image):
-    bar = image.shape[1] // BITS
-    # the middle of each bar, away from block edges that lossy codecs smear
-    means = [image[:, bit * bar + 2:(bit + 1) * bar - 2].mean() for bit in range(BITS)]
-    return sum(1 << bit for bit, m in enumerate(means) if m > 128)
+from numbered_frames import H, W, frame_number, numbered_frame
 
 
 def write_video(path, count, fourcc, fps=10.0):
