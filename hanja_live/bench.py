@@ -289,19 +289,23 @@ class SequentialReader(object):
             self._source.close()
 
 
+def _timed_reads(reader):
+    """(frame, capture ms, monotonic time after the read) for each frame of ``reader``."""
+    while True:
+        t0 = time.perf_counter()
+        frame = reader.read()
+        if frame is None:
+            return
+        yield frame, (time.perf_counter() - t0) * 1e3, time.monotonic()
+
+
 def run_sequential(uri, detector, annotator, sink, folder, recorder, start=0):
     """read -> letterbox -> infer -> decode -> draw -> sink, all in this thread."""
     reader = SequentialReader(uri, start)
     try:
         with sink_outputs(sink, reader.fps, folder, _run_name(recorder.label)) as outputs:
             presenter = Presenter(annotator, outputs, window=None, show_fps=True)
-            while True:
-                t0 = time.perf_counter()
-                frame = reader.read()
-                if frame is None:
-                    break
-                capture_ms = (time.perf_counter() - t0) * 1e3
-                t_read = time.monotonic()
+            for frame, capture_ms, t_read in _timed_reads(reader):
                 detections, times = detector(frame.image)
                 done = presenter.present(frame, detections, times.inference_ms)
                 record = FrameRecord(frame.index, len(detections), capture_ms,
@@ -343,13 +347,7 @@ def run_ultralytics(uri, yolo, settings, sink, folder, recorder, start=0):
     reader = SequentialReader(uri, start)
     try:
         with sink_outputs(sink, reader.fps, folder, _run_name(recorder.label)) as outputs:
-            while True:
-                t0 = time.perf_counter()
-                frame = reader.read()
-                if frame is None:
-                    break
-                capture_ms = (time.perf_counter() - t0) * 1e3
-                t_read = time.monotonic()
+            for frame, capture_ms, t_read in _timed_reads(reader):
                 result = yolo.predict(source=frame.image, **settings)[0]
                 speed = dict(getattr(result, "speed", None) or {})
                 pre = float(speed.get("preprocess") or 0.0)
