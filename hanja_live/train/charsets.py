@@ -34,6 +34,11 @@ NEGATIVE_GROUPS = {
     "signs": "+×÷=-–−",
 }
 
+# Negatives the detector took for numerals on target-free test pages (丸 力 几 → 九, 千 → 十,
+# 之 → 二 三, 므 ㅁ 口 乃 → 四, 入 人 → 八, 工 土 干 → 二 十) and their close kin; training draws
+# them more often than the rest.
+CONFUSERS = "丸力几凡千干之乃入人工土士王丑互正므ㅁ口日曰匹西"
+
 NEGATIVES = tuple(ch for group in NEGATIVE_GROUPS.values() for ch in group)
 
 ALL_CHARS = TARGETS + NEGATIVES

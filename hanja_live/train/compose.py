@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from hanja_live.train import scene
-from hanja_live.train.charsets import NEGATIVES, TARGETS
+from hanja_live.train.charsets import CONFUSERS, NEGATIVES, TARGETS
 from hanja_live.train.handwriting import render_ink, sources_for
 
 INK_THRESHOLD = 0.25  # warped alpha above this counts as ink for the box
@@ -27,6 +27,11 @@ MAX_CHARS = 30  # per scene; bounds the rendering time of dense worksheets
 
 LAYOUTS = ("single", "scattered", "lines", "worksheet", "negatives", "empty")
 LAYOUT_WEIGHTS = (0.17, 0.32, 0.21, 0.24, 0.03, 0.03)
+# Training sees more target-free pages than the test mix: the detector's false positives are
+# lookalikes on pages without numerals (test set, 2026-11: 0.44 per such page).
+TRAIN_LAYOUT_WEIGHTS = (0.15, 0.29, 0.19, 0.22, 0.10, 0.05)
+# Share of training negatives drawn from CONFUSERS rather than uniformly from all negatives.
+CONFUSER_SHARE = 0.3
 
 
 class Placed(NamedTuple):
@@ -363,10 +368,14 @@ def _pick_chars(rng, split, n, p_target, in_context=False):
     # type: (np.random.Generator, str, int, float, bool) -> List[str]
     """n characters: targets with probability p_target, else negatives."""
     negatives = negatives_for(split, in_context)
+    # The test split keeps the uniform draw so that the held-out set stays the same images.
+    confusers = tuple(c for c in negatives if c in CONFUSERS) if split == "train" else ()
     out = []
     for _ in range(n):
         if rng.random() < p_target or not negatives:
             out.append(TARGETS[int(rng.integers(len(TARGETS)))])
+        elif confusers and rng.random() < CONFUSER_SHARE:
+            out.append(confusers[int(rng.integers(len(confusers)))])
         else:
             out.append(negatives[int(rng.integers(len(negatives)))])
     return out
@@ -494,7 +503,8 @@ def make_sample(rng, split, size=(480, 640), layout=None):
     """
     h, w = size
     hom, page_hw = scene.random_view(rng, (h, w))
-    drawn = LAYOUTS[int(rng.choice(len(LAYOUTS), p=LAYOUT_WEIGHTS))]
+    weights = TRAIN_LAYOUT_WEIGHTS if split == "train" else LAYOUT_WEIGHTS
+    drawn = LAYOUTS[int(rng.choice(len(LAYOUTS), p=weights))]
     if layout is None:
         layout = drawn
     elif layout not in LAYOUTS:
