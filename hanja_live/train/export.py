@@ -177,7 +177,7 @@ def pruning_provenance(info):
     }
 
 
-def _sha256(path):
+def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -209,7 +209,7 @@ def export(weights, imgsz=(416, 416), out="models/hanja.onnx", fp16_out=None,
     provenance = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source_weights": str(weights),
-        "source_sha256": _sha256(weights),
+        "source_sha256": sha256_of(weights),
         "ultralytics_version": ultralytics.__version__,
         "torch_version": torch.__version__,
         "opset": str(opset),

@@ -38,7 +38,6 @@ calibrating again (both flavours read the same ranges), and any other model reca
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -51,6 +50,7 @@ import numpy as np
 import onnx
 
 from hanja_live.errors import ConfigError, HanjaLiveError, ModelError
+from hanja_live.train.export import sha256_of
 
 METHODS = ("entropy", "percentile", "minmax")
 KEEP_FLOAT = ("tail", "outputs")
@@ -152,14 +152,6 @@ def _reader_class():
 
 
 # ------------------------------------------------------------------ graph helpers
-
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def detect_prefix(model):
     """'/model.24/': the name prefix ultralytics' exporter gives the Detect head's nodes."""
