@@ -7,17 +7,18 @@ W, H = 64, 48
 BITS = 8
 
 
-def numbered_frame(number, width=W, height=H):
-    image = np.zeros((height, width, 3), np.uint8)
+def numbered_frame(number, width=W, height=H, dark=0, light=255):
+    image = np.full((height, width, 3), dark, np.uint8)
     bar = width // BITS
     for bit in range(BITS):
         if (number >> bit) & 1:
-            image[:, bit * bar:(bit + 1) * bar] = 255
+            image[:, bit * bar:(bit + 1) * bar] = light
     return image
 
 
-def frame_number(image):
+def frame_number(image, top=0):
+    """The number numbered_frame wrote, read from rows top: onwards (below any overlay drawn above)."""
     bar = image.shape[1] // BITS
     # the middle of each bar, away from block edges that lossy codecs smear
-    means = [image[:, bit * bar + 2:(bit + 1) * bar - 2].mean() for bit in range(BITS)]
+    means = [image[top:, bit * bar + 2:(bit + 1) * bar - 2].mean() for bit in range(BITS)]
     return sum(1 << bit for bit, m in enumerate(means) if m > 128)

@@ -21,25 +21,20 @@ from hanja_live.pipeline import Output, Pipeline, Presenter
 from hanja_live.sources import gstreamer_status, open_source
 from hanja_live.sources.base import Source
 
-W, H = 64, 48
-BITS = 8  # frame number as 8 black/white bars 8 px wide: survives MJPG
+import numbered_frames
+from numbered_frames import H, W
+
+# the tiny model's box (y 19..29 of the 64x48 frame) has its 24 px tag at y 19..42: numbers are
+# read below it
+TAG_BOTTOM = 44
 
 
 def numbered_frame(number):
-    image = np.full((H, W, 3), 40, np.uint8)
-    bar = W // BITS
-    for bit in range(BITS):
-        if (number >> bit) & 1:
-            image[:, bit * bar:(bit + 1) * bar] = 215
-    return image
+    return numbered_frames.numbered_frame(number, dark=40, light=215)
 
 
 def frame_number(image):
-    bar = W // BITS
-    # the bars' middles, away from the edges a lossy codec smears, in the bottom rows: the
-    # tiny model's box (y 19..29 of the 64x48 frame) has its 24 px tag at y 19..42
-    means = [image[44:, bit * bar + 2:(bit + 1) * bar - 2].mean() for bit in range(BITS)]
-    return sum(1 << bit for bit, m in enumerate(means) if m > 128)
+    return numbered_frames.frame_number(image, top=TAG_BOTTOM)
 
 
 def video_file(tmp_path, count):
