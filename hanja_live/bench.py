@@ -420,8 +420,12 @@ def mode_summary(runs, chunks, repeats):
     return summary
 
 
-def targets(runs, chunks):
-    """The issue's three targets, each with its spread over the paired runs."""
+def targets(runs, chunks, cpus=None):
+    """The issue's three targets, each with its spread over the paired runs.
+
+    ``cpus``: CPUs this process may use; with it, the speed-up target also gets its ceiling,
+    the pipelined loop's FPS if its CPU time per frame kept every CPU busy, over the sequential
+    loop's FPS. A CPU-bound pipeline cannot beat that by overlapping stages."""
     done = [r for r in runs if "skipped" not in r and r["fps"]]
     pairs = {}  # type: Dict[tuple, Dict[str, Dict]]
     for r in done:
@@ -429,6 +433,9 @@ def targets(runs, chunks):
     # pipelined and sequential on the same chunk, one right after the other
     speedups = [p["pipelined"]["fps"] / p["sequential"]["fps"] for p in pairs.values()
                 if "pipelined" in p and "sequential" in p]
+    ceilings = [cpus * 1000.0 / p["pipelined"]["cpu_ms_per_frame"] / p["sequential"]["fps"]
+                for p in pairs.values() if cpus and "pipelined" in p and "sequential" in p
+                and p["pipelined"].get("cpu_ms_per_frame")]
     load = []
     known = [i for i, c in enumerate(chunks) if c.targets is not None]
     if len(known) >= 2:
@@ -461,7 +468,8 @@ def targets(runs, chunks):
     return {
         "pipelined_vs_sequential_fps": {
             "value": speed, "target": TARGET_SPEEDUP,
-            "met": verdict(speed and speed["median"], TARGET_SPEEDUP, True)},
+            "met": verdict(speed and speed["median"], TARGET_SPEEDUP, True),
+            "cpu_bound_ceiling": spread(ceilings), "cpus": cpus},
         "most_vs_fewest_characters_fps": {
             "value": load_spread, "target": TARGET_LOAD_RATIO,
             "met": verdict(load_spread and load_spread["median"], TARGET_LOAD_RATIO, True)},
@@ -534,7 +542,7 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
                             annotator, sink, folder, yolo, settings, progress)
             report["modes"] = {m: mode_summary([r for r in runs if r["mode"] == m], chunks,
                                                int(repeat)) for m in modes}
-            report["targets"] = targets(runs, chunks)
+            report["targets"] = targets(runs, chunks, cpus=usable_cpus())
             report["machine"]["load_average_at_end"] = _load_average()
             for r in runs:
                 r.pop("_records", None)
@@ -609,6 +617,16 @@ def _load_average():
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+def usable_cpus():
+    # type: () -> Optional[int]
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container's
+    cpuset), else all of them; None where unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
 
 
 def _cpu_seconds():
@@ -722,6 +740,9 @@ def _print_table(out, report):
     out.write("\ntargets (median, min-max over paired runs)\n")
     out.write("  pipelined / sequential FPS         %-24s target >= %.2fx  %s\n" % (
         _cell(speed.get("value"), "%.2fx"), TARGET_SPEEDUP, _met(speed.get("met"))))
+    if speed.get("cpu_bound_ceiling"):
+        label = "    ceiling, all %d CPUs busy" % speed["cpus"]
+        out.write("%s%s\n" % (label.ljust(37), _cell(speed["cpu_bound_ceiling"], "%.2fx")))
     out.write("  FPS most / fewest characters       %-24s target >= %.2fx  %s\n" % (
         _cell(load.get("value"), "%.2fx"), TARGET_LOAD_RATIO, _met(load.get("met"))))
     out.write("  pre+decode+overlay median (wall)   %-24s target <= %.1f ms  %s\n" % (

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hanja_live.bench import MODES, STAGES, load_segments, run_bench, segments_path
+from hanja_live.bench import MODES, STAGES, load_segments, run_bench, segments_path, usable_cpus
 from hanja_live.config import load_config
 from hanja_live.errors import HanjaLiveError
 
@@ -124,6 +124,17 @@ def test_report_plumbing(tmp_path, tiny_model, kind, chunk_frames, targets):
     assert speed["value"]["min"] == pytest.approx(min(ratios))
     assert speed["value"]["max"] == pytest.approx(max(ratios))
     assert speed["target"] == 1.5 and isinstance(speed["met"], bool)
+    # the ceiling: pipelined FPS with every CPU busy at its measured CPU time per frame
+    assert speed["cpus"] == usable_cpus() >= 1
+    ceilings = []
+    for k in (0, 1):
+        for c in range(chunks):
+            pair = {r["mode"]: r for r in runs if r["repeat"] == k and r["chunk"] == c}
+            ceilings.append(speed["cpus"] * 1000.0 / pair["pipelined"]["cpu_ms_per_frame"]
+                            / pair["sequential"]["fps"])
+    assert speed["cpu_bound_ceiling"]["min"] == pytest.approx(min(ceilings))
+    assert speed["cpu_bound_ceiling"]["max"] == pytest.approx(max(ceilings))
+    assert "ceiling, all %d CPUs busy" % speed["cpus"] in out.getvalue()
     load = report["targets"]["most_vs_fewest_characters_fps"]
     if chunks == 2:
         per_repeat = []
