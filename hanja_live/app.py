@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import time
+from typing import List
 
 from . import paths
 from .backends.loader import load_backend
@@ -18,6 +19,7 @@ from .pipeline import Output, Pipeline, Presenter
 from .sinks import JsonLinesSink, VideoSink, WindowSink, window_available
 from .sources import open_source
 from .stop_signals import StopSignals
+from .workers import plan_workers, usable_cpus
 
 log = logging.getLogger("hanja_live")
 
@@ -32,13 +34,40 @@ def resolve_source_uri(uri):
     return uri
 
 
-def load_detector(model, threads=None):
-    """Backend + detector from the model section of the config; ``threads`` overrides its own."""
+def load_detector(model, threads=None, say=None):
+    """Backend + detector from the model section of the config; ``threads`` overrides its own;
+    ``say`` receives the backend's log lines (default: the log)."""
     backend = load_backend(paths.resolve(model.path), backend=model.backend,
                            precision=model.precision, engine_dir=model.engine_dir,
-                           workspace_mb=model.workspace_mb, log=log.info,
+                           workspace_mb=model.workspace_mb, log=say or log.info,
                            threads=model.threads if threads is None else threads)
     return Detector(backend, conf=model.conf, iou=model.iou, max_det=model.max_det)
+
+
+def load_detectors(model, workers=None):
+    """The pipelined loop's detectors, one per inference worker: ``workers`` (None: the config's
+    model.workers; 0: chosen for the backend by hanja_live.workers.plan_workers)."""
+    asked = model.workers if workers is None else workers
+    first = load_detector(model)  # says which backend; the sessions reopened below stay quiet
+    count, threads = plan_workers(asked, model.threads, first.backend.on_cpu, usable_cpus())
+    if count == 1 and threads == model.threads:
+        return [first]
+    first.backend.close()  # reopened below with its share of the threads
+    detectors = []  # type: List[Detector]
+    try:
+        for _ in range(count):
+            detectors.append(load_detector(model, threads=threads, say=_quiet))
+    except BaseException:
+        for d in detectors:
+            d.backend.close()
+        raise
+    log.info("%d inference workers x %d CPU thread(s)", count, threads)
+    return detectors
+
+
+def _quiet(line):
+    # type: (str) -> None
+    log.debug("%s", line)
 
 
 def default_record_path(source_uri):
@@ -79,7 +108,7 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
     # restarted kiosk must not pile up cameras and GPU contexts
     with contextlib.ExitStack() as stack:
         stop = stack.enter_context(StopSignals())  # first in, last out: covers the closing
-        detectors = [load_detector(model) for _ in range(model.workers)]
+        detectors = load_detectors(model)
         for d in detectors:
             stack.enter_context(d.backend)
         detector = detectors[0]

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from . import __version__, paths
-from .app import load_detector, resolve_source_uri
+from .app import load_detector, load_detectors, resolve_source_uri
 from .errors import EndOfStream, HanjaLiveError
 from .frame import Frame
 from .overlay import Annotator
@@ -48,6 +48,7 @@ from .sources import Source, open_source
 from .sources.opencv_capture import has_backend
 from .sources.uri import VIDEO, parse_uri
 from .stats import describe, rate, spread
+from .workers import usable_cpus
 
 log = logging.getLogger("hanja_live")
 
@@ -484,14 +485,15 @@ def targets(runs, chunks, cpus=None):
 
 def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1, sink="null",
               json_path=None, overwrite=False, warmup=10, modes=MODES, progress=True,
-              command=None, out=None, workers=1):
+              command=None, out=None, workers=0):
     """Run the benchmark; prints the table to ``out`` (stdout) and returns the report dict.
 
     model: the config's model section (hanja_live.config.ModelConfig).
     frames / seconds: per run (per segment of a clip with segments); neither: every frame of
       a file or segment, LIVE_DEFAULT_FRAMES of a live source.
-    workers: inference threads of the pipelined loop, each with its own backend; with more
-      than one, the baselines keep a backend of their own.
+    workers: inference threads of the pipelined loop, each with its own backend (0: as many as
+      the app would run, hanja_live.workers.plan_workers); the baselines keep a backend of
+      their own, with the config's threads.
     """
     out = out if out is not None else sys.stdout
     if sink not in SINKS:
@@ -501,8 +503,9 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
             raise HanjaLiveError("%s must be > 0, got %r" % (name, value))
     if int(repeat) < 1:
         raise HanjaLiveError("--repeat must be at least 1, got %r" % (repeat,))
-    if int(workers) < 1:
-        raise HanjaLiveError("--workers must be at least 1, got %r" % (workers,))
+    if int(workers) < 0:
+        raise HanjaLiveError("--workers must be 0 (as many as the app runs) or more, got %r"
+                             % (workers,))
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
         raise HanjaLiveError("modes must be some of %s, got %s" % (", ".join(MODES),
@@ -516,13 +519,9 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
         with contextlib.ExitStack() as backends:
             detector = load_detector(model)  # the baselines'
             backends.enter_context(detector.backend)
-            detectors = [detector]  # the pipelined loop's
-            if int(workers) > 1:
-                # several workers share the cores: one thread each unless the config says
-                detectors = [load_detector(model, threads=model.threads or 1)
-                             for _ in range(int(workers))]
-                for d in detectors:
-                    backends.enter_context(d.backend)
+            detectors = load_detectors(model, workers=int(workers))  # the pipelined loop's
+            for d in detectors:
+                backends.enter_context(d.backend)
             annotator = Annotator(detector.names)
             with open_source(uri, loop=False) as probe:
                 description, live = probe.description, probe.is_live
@@ -531,7 +530,7 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
                 frames = LIVE_DEFAULT_FRAMES
             chunks = plan_chunks(segments, frames)
             report.update(_header(uri, description, detector, model, sink, frames, seconds,
-                                  repeat, warmup, workers, segments))
+                                  repeat, warmup, len(detectors), segments))
             _print_header(out, report)
             for d in set([detector] + detectors):
                 warm_up(uri, d, annotator, warmup)
@@ -617,16 +616,6 @@ def _load_average():
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
-
-
-def usable_cpus():
-    # type: () -> Optional[int]
-    """CPUs this process may run on (its affinity mask, e.g. under taskset or a container's
-    cpuset), else all of them; None where unknown."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count()
 
 
 def _cpu_seconds():

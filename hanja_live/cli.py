@@ -125,9 +125,9 @@ def build_parser():
                      help="comma-separated modes to run (default: all three)")
     ben.add_argument("--warmup", type=int, default=10, metavar="N",
                      help="frames run before measuring (default 10)")
-    ben.add_argument("--workers", type=int, default=1, metavar="N",
+    ben.add_argument("--workers", type=int, default=0, metavar="N",
                      help="inference threads of the pipelined loop, each with its own model "
-                          "session (default 1)")
+                          "session (default 0: as many as the app runs; README, Speed)")
     ben.add_argument("--json", dest="bench_json", metavar="PATH", help="also write the "
                      "figures as JSON")
     _model_options(ben)

@@ -71,7 +71,7 @@ _SECTION_TYPES = {"model": ModelConfig, "source": SourceConfig, "display": Displ
 
 _RANGES = {("model", "conf"): (0.0, 1.0), ("model", "iou"): (0.0, 1.0),
            ("model", "max_det"): (1, 100000), ("model", "workspace_mb"): (16, 1 << 20),
-           ("model", "threads"): (0, 256), ("model", "workers"): (1, 16),
+           ("model", "threads"): (0, 256), ("model", "workers"): (0, 16),
            ("source", "width"): (16, 16384), ("source", "height"): (16, 16384),
            ("source", "fps"): (1, 1000), ("source", "read_timeout_s"): (0.01, 3600.0),
            ("source", "reconnect_max_s"): (0.1, 3600.0),

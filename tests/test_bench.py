@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from hanja_live.bench import MODES, STAGES, load_segments, run_bench, segments_path, usable_cpus
+from hanja_live.bench import MODES, STAGES, load_segments, run_bench, segments_path
 from hanja_live.config import load_config
 from hanja_live.errors import HanjaLiveError
+from hanja_live.workers import usable_cpus
 
 W, H = 160, 120
 
@@ -173,7 +174,7 @@ def test_limits_per_run(tmp_path, tiny_model, frames, seconds, workers):
 
 @pytest.mark.parametrize("kwargs, needle", [
     ({"repeat": 0}, "--repeat must be at least 1"),
-    ({"workers": 0}, "--workers must be at least 1"),
+    ({"workers": -1}, "--workers must be 0 (as many as the app runs) or more"),
     ({"frames": 0}, "--frames must be > 0"),
     ({"seconds": -1.0}, "--seconds must be > 0"),
     ({"sink": "screen"}, "--sink must be one of null, video"),

@@ -21,6 +21,7 @@ class Backend(ClosesOnExit):
     detail:    why this backend/precision was chosen (provider list, engine path, ...)
     info:      ModelInfo (class names, input size, stride, layout)
     input:     (1, 3, H, W) array of the model's input dtype; write into it, never replace it
+    on_cpu:    the network runs on the CPU alone (then sessions side by side pay off)
     """
 
     name = "abstract"
@@ -28,6 +29,7 @@ class Backend(ClosesOnExit):
     detail = ""
     info = None  # type: ModelInfo
     input = None  # type: np.ndarray
+    on_cpu = False
 
     def infer(self):
         # type: () -> List[np.ndarray]

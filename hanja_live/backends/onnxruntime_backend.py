@@ -114,6 +114,7 @@ class OnnxRuntimeBackend(Backend):
 
         active = self._session.get_providers()
         self.detail = ", ".join(active)
+        self.on_cpu = list(active) == ["CPUExecutionProvider"]
         if trt_fp16 and active and active[0] == "TensorrtExecutionProvider":
             self.precision = "fp16"
         else:
