@@ -158,6 +158,17 @@ def test_prune_finetune_export_on_cpu(weights, tmp_path, monkeypatch):
     assert not all(torch.equal(a, b) for a, b in zip(tuned.state_dict().values(),
                                                       pruned.state_dict().values()))
 
+    # training on from the pruned checkpoint keeps its widths (the stock loader would build
+    # yolov5n.yaml's and copy in only what fits)
+    from hanja_live.train import train as train_mod
+
+    assert train_mod.pruned_ratio(row["best"]) == 0.3 and train_mod.pruned_ratio(str(weights)) is None
+    more = train_mod.train(str(data / "data.yaml"), imgsz=IMGSZ, epochs=1, batch=2, workers=0,
+                           project=str(tmp_path / "more"), name="m", device="cpu",
+                           init_weights=row["best"])
+    again, _ = load_checkpoint(str(more))
+    assert conv_widths(again) == conv_widths(pruned) and again.pruning["ratio"] == 0.3
+
     # ONNX: fewer weights than the unpruned network, same output layout, loads in the app
     sess = ort.InferenceSession(row["onnx"], providers=["CPUExecutionProvider"])
     out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 3, IMGSZ, IMGSZ), np.float32)})

@@ -98,7 +98,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
     """Train and return the path of best.pt (last.pt when no validation ran).
 
     ``init_weights``: start from our own earlier checkpoint (fine-tuning) instead of random
-    weights; nothing is downloaded.
+    weights; nothing is downloaded. A pruned checkpoint (hanja_live.train.prune) is trained as
+    the network it holds: its channel widths are not ``model``'s, whose weights would not fit.
     ``hours``: a wall-clock budget; ultralytics then fits the epoch count (and its learning-rate
     schedule) to the time, which suits a lent GPU held for a fixed time.
     """
@@ -107,6 +108,18 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
     prepare_ultralytics()
     from ultralytics import YOLO
 
+    if init_weights and not resume:
+        ratio = pruned_ratio(init_weights)
+        if ratio is not None:
+            from hanja_live.train.prune import finetune
+
+            print(f"train: {init_weights} is a pruned network (ratio {ratio}); training it as it is")
+            best = finetune(init_weights, data, imgsz=imgsz, epochs=epochs, hours=hours,
+                            batch=batch, workers=workers, project=project, name=name,
+                            device=device, cache=cache, seed=seed, patience=patience,
+                            amp_check=amp_check, exist_ok=exist_ok)
+            print(f"best weights: {best.resolve()}")
+            return best
     trainer = _trainer_class(amp_check)
     # absolute: ultralytics moves a relative multi-part project (runs/x) under its own runs dir
     project = Path(project).resolve()
@@ -140,6 +153,21 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
         best = Path(yolo.trainer.last)
     print(f"best weights: {best.resolve()}")
     return best
+
+
+def pruned_ratio(checkpoint: str) -> Optional[float]:
+    """The pruning ratio recorded in a checkpoint written by hanja_live.train.prune (or by a
+    fine-tune of one), None for an unpruned network."""
+    import torch
+
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"--init-weights {checkpoint} does not exist")
+    ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+    net = None
+    if isinstance(ckpt, dict):
+        net = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
+    record = getattr(net, "pruning", None)
+    return float(record["ratio"]) if isinstance(record, dict) and "ratio" in record else None
 
 
 def main(argv=None):
