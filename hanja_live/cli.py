@@ -194,8 +194,9 @@ def dispatch(args):
     if args.command == "build-engine":
         precision = args.precision or "fp16"
         calib = args.calib or ("calib" if precision == "int8" else None)
+        from .backends.engine_builder import build_engine, check_onnx_for_tensorrt
+        check_onnx_for_tensorrt(args.onnx)  # before TensorRT is needed: a wrong file fails anywhere
         if args.output:
-            from .backends.engine_builder import build_engine
             build_engine(args.onnx, args.output, precision=precision,
                          workspace_mb=args.workspace_mb, calib_dir=calib, log=log.info)
         else:

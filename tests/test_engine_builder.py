@@ -184,16 +184,28 @@ def _tensorrt_present():
     return hasattr(tensorrt, "Builder")
 
 
+MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+NO_TENSORRT = ("TensorRT is not installed: it comes with JetPack on Jetson; on x86 install "
+               "TensorRT from NVIDIA, or use --backend onnxruntime")
+
+
 @pytest.mark.skipif(_tensorrt_present(), reason="TensorRT is installed here")
-@pytest.mark.parametrize("hide_module", [True, False])
-def test_build_engine_without_tensorrt(tmp_path, monkeypatch, hide_module):
-    """Absent, or only tensorrt-stubs' empty namespace package: the same one-line error."""
+@pytest.mark.parametrize("hide_module, model, message", [
+    (True, "hanja_yolov5n.onnx", NO_TENSORRT),
+    (False, "hanja_yolov5n.onnx", NO_TENSORRT),  # only tensorrt-stubs' empty namespace package
+    (True, "hanja_yolov5n.int8sym.onnx", NO_TENSORRT),  # symmetric Q/DQ: what TensorRT takes
+    # ONNX Runtime's uint8 Q/DQ: refused before TensorRT is needed, naming the file to use
+    (True, "hanja_yolov5n.int8.onnx", "is quantized with uint8 activations"),
+    (True, "missing.onnx", "cannot read model file"),
+])
+def test_build_engine_refuses_before_building(tmp_path, monkeypatch, hide_module, model, message):
     if hide_module:
         monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(HanjaLiveError) as err:
-        eb.build_engine(str(tmp_path / "m.onnx"), str(tmp_path / "m.engine"), log=lambda _: None)
-    assert str(err.value) == ("TensorRT is not installed: it comes with JetPack on Jetson; on x86 install "
-                              "TensorRT from NVIDIA, or use --backend onnxruntime")
+        eb.build_engine(os.path.join(MODELS, model), str(tmp_path / "m.engine"), log=lambda _: None)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    if "uint8" in message:
+        assert "models/hanja_yolov5n.int8sym.onnx" in str(err.value)
     assert not os.path.exists(str(tmp_path / "m.engine"))
 
 
@@ -345,3 +357,12 @@ def test_calibration_batches_use_the_live_letterbox(tmp_path):
     assert batch is buffer
     np.testing.assert_array_equal(batch, expected)
     assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.max() > 0.9
+
+
+def test_cli_build_engine_names_the_model_to_use(run_cli):
+    """The check runs before TensorRT is looked for, so it answers on any machine."""
+    result = run_cli("build-engine", "--onnx", os.path.join(MODELS, "hanja_yolov5n.int8.onnx"),
+                     "--int8")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "uint8 activations" in lines[0] and "int8sym.onnx" in lines[0]

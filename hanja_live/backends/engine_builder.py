@@ -33,6 +33,7 @@ TENSORRT_MISSING = ("TensorRT is not installed: it comes with JetPack on Jetson;
                     "from NVIDIA, or use --backend onnxruntime")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 QDQ_OPS = frozenset(("QuantizeLinear", "DequantizeLinear"))
+ONNX_UINT8 = 2  # TensorProto.DataType
 # SM 5.3 (Nano, TX1), 6.0 (P100), 6.2 (TX2) and every GPU from Volta (7.0) on run FP16 at speed
 _FAST_FP16_SM = ((5, 3), (6, 0), (6, 2))
 
@@ -382,6 +383,22 @@ def make_entropy_calibrator(cuda, batches, cache_path, log):
 
 # --- the build -----------------------------------------------------------------------------------
 
+def check_onnx_for_tensorrt(onnx_path):
+    # type: (str) -> Any
+    """Read ``onnx_path`` (ModelError if it is not an ONNX file with one fixed-size image input)
+    and refuse what TensorRT's parser would: its explicit INT8 takes Q/DQ pairs with int8 values
+    and zero point 0 only, and stops at a uint8 QuantizeLinear (ONNX Runtime's x86 format)."""
+    summary = read_onnx(onnx_path)
+    check_input_shape(onnx_path, summary.input_shape)
+    if QDQ_OPS & summary.op_types and summary.initializer_types.get(ONNX_UINT8, 0):
+        raise ModelError("%s is quantized with uint8 activations, ONNX Runtime's format for x86 CPUs, "
+                         "which TensorRT cannot parse; build from the symmetric INT8 model "
+                         "(models/hanja_yolov5n.int8sym.onnx, made by python -m "
+                         "hanja_live.train.quantize quantize --symmetric) or from the FP32 model "
+                         "with --int8 --calib calib/images" % onnx_path)
+    return summary
+
+
 def _parse_onnx(builder, logger, onnx_path):
     # type: (tensorrt.Builder, tensorrt.ILogger, str) -> Tuple[tensorrt.INetworkDefinition, tensorrt.OnnxParser]
     import tensorrt as trt
@@ -424,14 +441,14 @@ def build_engine(onnx_path, engine_path, precision="fp16", workspace_mb=1024, ca
     entropy calibration on the images in ``calib_dir`` (scales cached in ``calib_cache``).
     workspace_mb bounds the builder's scratch memory (a Nano shares 4 GB with the CPU).
     """
-    import_tensorrt()
-    import tensorrt as trt
-
     if precision not in PRECISIONS:
         raise ConfigError("engine precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
-    summary = read_onnx(onnx_path)
+    # the file is checked first: a wrong one is worth knowing about on any machine
+    summary = check_onnx_for_tensorrt(onnx_path)
     input_h, input_w = check_input_shape(onnx_path, summary.input_shape)
     has_qdq = bool(QDQ_OPS & summary.op_types)
+    import_tensorrt()
+    import tensorrt as trt
 
     logger = shared_logger()
     builder = trt.Builder(logger)
