@@ -485,15 +485,15 @@ def targets(runs, chunks, cpus=None):
 
 def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1, sink="null",
               json_path=None, overwrite=False, warmup=10, modes=MODES, progress=True,
-              command=None, out=None, workers=0):
+              command=None, out=None, workers=None):
     """Run the benchmark; prints the table to ``out`` (stdout) and returns the report dict.
 
     model: the config's model section (hanja_live.config.ModelConfig).
     frames / seconds: per run (per segment of a clip with segments); neither: every frame of
       a file or segment, LIVE_DEFAULT_FRAMES of a live source.
-    workers: inference threads of the pipelined loop, each with its own backend (0: as many as
-      the app would run, hanja_live.workers.plan_workers); the baselines keep a backend of
-      their own, with the config's threads.
+    workers: inference threads of the pipelined loop, each with its own backend (None: the
+      config's model.workers, as the app; 0: chosen by hanja_live.workers.plan_workers); the
+      baselines keep a backend of their own, with the config's threads.
     """
     out = out if out is not None else sys.stdout
     if sink not in SINKS:
@@ -503,7 +503,7 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
             raise HanjaLiveError("%s must be > 0, got %r" % (name, value))
     if int(repeat) < 1:
         raise HanjaLiveError("--repeat must be at least 1, got %r" % (repeat,))
-    if int(workers) < 0:
+    if workers is not None and int(workers) < 0:
         raise HanjaLiveError("--workers must be 0 (as many as the app runs) or more, got %r"
                              % (workers,))
     unknown = [m for m in modes if m not in MODES]
@@ -519,7 +519,7 @@ def run_bench(source_uri="demo", model=None, frames=None, seconds=None, repeat=1
         with contextlib.ExitStack() as backends:
             detector = load_detector(model)  # the baselines'
             backends.enter_context(detector.backend)
-            detectors = load_detectors(model, workers=int(workers))  # the pipelined loop's
+            detectors = load_detectors(model, workers=None if workers is None else int(workers))  # the pipelined loop's
             for d in detectors:
                 backends.enter_context(d.backend)
             annotator = Annotator(detector.names)

@@ -125,9 +125,10 @@ def build_parser():
                      help="comma-separated modes to run (default: all three)")
     ben.add_argument("--warmup", type=int, default=10, metavar="N",
                      help="frames run before measuring (default 10)")
-    ben.add_argument("--workers", type=int, default=0, metavar="N",
+    ben.add_argument("--workers", type=int, metavar="N",
                      help="inference threads of the pipelined loop, each with its own model "
-                          "session (default 0: as many as the app runs; README, Speed)")
+                          "session (default: model.workers of the config, as the app; 0: one "
+                          "per CPU when the model runs on the CPU; README, Speed)")
     ben.add_argument("--json", dest="bench_json", metavar="PATH", help="also write the "
                      "figures as JSON")
     _model_options(ben)
