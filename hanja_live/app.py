@@ -50,7 +50,7 @@ def load_detectors(model, workers=None):
     asked = model.workers if workers is None else workers
     first = load_detector(model)  # says which backend; the sessions reopened below stay quiet
     count, threads = plan_workers(asked, model.threads, first.backend.on_cpu, usable_cpus())
-    if count == 1 and threads == model.threads:
+    if count == 1:  # plan_workers changes the threads only for several workers
         return [first]
     first.backend.close()  # reopened below with its share of the threads
     detectors = []  # type: List[Detector]

@@ -15,6 +15,7 @@ from hanja_live.backends import engine_builder as eb
 from hanja_live.backends.engine_cache import (EngineName, calibration_cache_path, engine_path, gpu_slug,
                                               onnx_sibling, parse_engine_name, timing_cache_path, version_tag)
 from hanja_live.errors import ConfigError, HanjaLiveError
+from hanja_live.paths import PROJECT_DIR
 
 cv2 = pytest.importorskip("cv2")
 
@@ -184,7 +185,7 @@ def _tensorrt_present():
     return hasattr(tensorrt, "Builder")
 
 
-MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
+MODELS = os.path.join(PROJECT_DIR, "models")
 NO_TENSORRT = ("TensorRT is not installed: it comes with JetPack on Jetson; on x86 install "
                "TensorRT from NVIDIA, or use --backend onnxruntime")
 

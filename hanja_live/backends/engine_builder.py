@@ -384,19 +384,20 @@ def make_entropy_calibrator(cuda, batches, cache_path, log):
 # --- the build -----------------------------------------------------------------------------------
 
 def check_onnx_for_tensorrt(onnx_path):
-    # type: (str) -> Any
-    """Read ``onnx_path`` (ModelError if it is not an ONNX file with one fixed-size image input)
-    and refuse what TensorRT's parser would: its explicit INT8 takes Q/DQ pairs with int8 values
-    and zero point 0 only, and stops at a uint8 QuantizeLinear (ONNX Runtime's x86 format)."""
+    # type: (str) -> Tuple[Any, Tuple[int, int]]
+    """(summary, (H, W)) of ``onnx_path`` (ModelError if it is not an ONNX file with one
+    fixed-size image input), refusing what TensorRT's parser would: its explicit INT8 takes Q/DQ
+    pairs with int8 values and zero point 0 only, and stops at a uint8 QuantizeLinear (ONNX
+    Runtime's x86 format)."""
     summary = read_onnx(onnx_path)
-    check_input_shape(onnx_path, summary.input_shape)
+    input_hw = check_input_shape(onnx_path, summary.input_shape)
     if QDQ_OPS & summary.op_types and summary.initializer_types.get(ONNX_UINT8, 0):
         raise ModelError("%s is quantized with uint8 activations, ONNX Runtime's format for x86 CPUs, "
                          "which TensorRT cannot parse; build from the symmetric INT8 model "
                          "(models/hanja_yolov5n.int8sym.onnx, made by python -m "
                          "hanja_live.train.quantize quantize --symmetric) or from the FP32 model "
                          "with --int8 --calib calib/images" % onnx_path)
-    return summary
+    return summary, input_hw
 
 
 def _parse_onnx(builder, logger, onnx_path):
@@ -444,8 +445,7 @@ def build_engine(onnx_path, engine_path, precision="fp16", workspace_mb=1024, ca
     if precision not in PRECISIONS:
         raise ConfigError("engine precision must be one of %s, got %r" % (", ".join(PRECISIONS), precision))
     # the file is checked first: a wrong one is worth knowing about on any machine
-    summary = check_onnx_for_tensorrt(onnx_path)
-    input_h, input_w = check_input_shape(onnx_path, summary.input_shape)
+    summary, (input_h, input_w) = check_onnx_for_tensorrt(onnx_path)
     has_qdq = bool(QDQ_OPS & summary.op_types)
     import_tensorrt()
     import tensorrt as trt
