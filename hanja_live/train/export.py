@@ -177,6 +177,14 @@ def pruning_provenance(info):
     }
 
 
+def averaging_provenance(sources):
+    """Metadata key for a checkpoint written by hanja_live.train.average (its ``averaged_from``)."""
+    if not sources:
+        return {}
+    return {"averaged_from": f"{len(sources)} checkpoints, sha256 "
+                             + " ".join(s["sha256"][:12] for s in sources)}
+
+
 def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -216,6 +224,7 @@ def export(weights, imgsz=(416, 416), out="models/hanja.onnx", fp16_out=None,
         "exporter": "hanja_live.train.export",
     }
     provenance.update(pruning_provenance(getattr(model.model, "pruning", None)))
+    provenance.update(averaging_provenance((getattr(model, "ckpt", None) or {}).get("averaged_from")))
     meta = save_model(onnx.load(exported), out, names, stride, "fp32", provenance, simplify)
     feed = np.random.default_rng(0).random((1, 3) + tuple(json.loads(meta["imgsz"])),
                                            dtype=np.float32)
