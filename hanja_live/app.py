@@ -131,7 +131,8 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         if record:
             video = file_sink(lambda: VideoSink(
                 record, fps=src.fps or float(source.fps), overwrite=output.overwrite,
-                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb))
+                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb,
+                paced=src.is_live))
         if output.json:
             json_sink = file_sink(lambda: JsonLinesSink(
                 output.json, detector.names, overwrite=output.overwrite, append=resume,
@@ -153,6 +154,9 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         log.info("recording saved: %s", video.finished[0] if len(video.finished) == 1 else
                  "%d files, %s ... %s" % (len(video.finished), video.finished[0],
                                           video.finished[-1]))
+        if video.repeated or video.skipped:
+            log.info("recording kept the camera's clock at %g fps: %d frames repeated, %d left out",
+                     video.fps, video.repeated, video.skipped)
     if json_sink is not None:
         log.info("detections saved: %s", output.json)
     if frames is not None:
@@ -165,7 +169,7 @@ def _loop(src, detectors, annotator, video, json_sink, window, show_fps, read_ti
     outputs = []
     if video is not None:
         outputs.append(Output("recording to %s" % video.path,
-                              lambda frame, image, detections: video.write(image)))
+                              lambda frame, image, detections: video.write(image, frame.t_capture)))
     if json_sink is not None:
         outputs.append(Output("detections to %s" % json_sink.path,
                               lambda frame, image, detections: json_sink.write(frame, detections)))

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import write_video
 from live_process import LiveProcess, count_lines
+from test_pipeline import _GST_OK, _GST_WHY
 from test_sinks import frame_number, numbered_frame, read_back
 
 
@@ -86,3 +87,29 @@ def test_headless_output_never_replaces_a_file(tmp_path, clip, tiny_model):
         app.close()
     assert code == 2 and "already exists; pass --overwrite" in log
     assert record.read_bytes() == b"precious"
+
+
+@pytest.mark.skipif(not _GST_OK, reason=_GST_WHY)
+def test_live_recording_keeps_the_camera_clock(tmp_path):
+    # a 120 fps live camera against the real default model, which no CPU runs at 120 fps: the
+    # loop takes the newest frame and drops the rest, and the recording must still last as
+    # long as the camera ran (frames repeated), not play fast
+    camera = ("videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,"
+              "framerate=120/1 ! videoconvert ! video/x-raw,format=BGR ! appsink")
+    record, detections = tmp_path / "live.mp4", tmp_path / "det.jsonl"
+    app = LiveProcess("--source", camera, "--headless", "--record", record, "--json", detections)
+    try:
+        app.wait_lines(detections, 60)
+        app.send(signal.SIGTERM)
+        code = app.finish()
+        log = app.log()
+    finally:
+        app.close()
+    assert code == 128 + signal.SIGTERM and "Traceback" not in log, log
+    shown = [json.loads(line)["frame"] for line in open(str(detections), encoding="utf-8")]
+    span = shown[-1] - shown[0] + 1  # camera frames from the first shown to the last
+    assert len(shown) < span * 0.9, "the loop kept up with 120 fps; nothing to check"
+    frames = read_back(record)
+    # the file holds the camera's time: one frame per camera frame, give or take the edges
+    assert abs(len(frames) - span) <= 3, (len(frames), span, len(shown))
+    assert "frames repeated" in log

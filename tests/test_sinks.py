@@ -197,6 +197,47 @@ def test_video_rejects_bad_fps(tmp_path):
             VideoSink(str(tmp_path / "x.mp4"), fps=fps)
 
 
+# (case, fps, capture times in s, frame numbers the file must hold, repeated, skipped);
+# max_fill_s 0.5. Frame i of each case is numbered_frame(i).
+PACED_CASES = [
+    ("on_time", 10, [0.0, 0.1, 0.2, 0.3], [0, 1, 2, 3], 0, 0),
+    ("jitter_within_half_a_frame", 10, [0.0, 0.14, 0.19, 0.31], [0, 1, 2, 3], 0, 0),
+    ("slow_loop_repeats_the_previous_frame", 10, [0.0, 0.3, 0.5], [0, 0, 0, 1, 1, 2], 3, 0),
+    ("early_frame_left_out", 10, [0.0, 0.03, 0.1], [0, 2], 0, 1),
+    ("stall_cut_to_max_fill", 10, [0.0, 5.0, 5.1], [0] * 6 + [1, 2], 5, 0),
+    ("unpaced_writes_each_frame_once", None, [0.0, 0.3, 0.31], [0, 1, 2], 0, 0),
+]
+
+
+@pytest.mark.parametrize("case, fps, times, want, repeated, skipped", PACED_CASES,
+                         ids=[c[0] for c in PACED_CASES])
+def test_paced_video_keeps_the_capture_clock(tmp_path, case, fps, times, want, repeated, skipped):
+    path = str(tmp_path / "live.mp4")
+    with VideoSink(path, fps=fps or 10, paced=fps is not None, max_fill_s=0.5) as sink:
+        buf = np.empty((240, 320, 3), np.uint8)
+        for i, t in enumerate(times):
+            np.copyto(buf, numbered_frame(i))  # one reused buffer, as the presenter's
+            sink.write(buf, 1000.0 + t)
+        assert (sink.repeated, sink.skipped) == (repeated, skipped)
+    frames = read_back(path)
+    assert [frame_number(f) for f in frames] == want
+    cap = cv2.VideoCapture(path)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(fps or 10, rel=0.01)
+    cap.release()
+
+
+def test_paced_segments_split_on_the_file_clock(tmp_path):
+    path = str(tmp_path / "seg.mp4")
+    # 10 fps, 1 s segments: a loop at 4 fps for 2.5 s fills 25 frames of file time
+    with VideoSink(path, fps=10, segment_s=1, paced=True) as sink:
+        for i in range(11):
+            sink.write(numbered_frame(i), 50.0 + i * 0.25)
+        finished = list(sink.finished)
+    finished.append(str(tmp_path / "seg-0003.mp4"))
+    counts = [len(read_back(p)) for p in finished]
+    assert counts[:2] == [10, 10] and sum(counts) == 26  # frames 0..25 of the clock
+
+
 DETS = Detections([(10, 20, 110, 140.5), (200, 30, 260, 90)], [0.91234567, 0.5], [2, 9])
 
 # (frame name, frame index, detections, expected record)
