@@ -106,7 +106,7 @@ def test_evaluate_metrics(tmp_path, images, extra, expected):
         else:
             assert report[key] == pytest.approx(value, abs=1e-6), key
     json.dumps(report, ensure_ascii=False)  # the report must be writable as JSON
-    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 3
+    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 4
 
 
 def test_evaluate_per_class_and_counts(tmp_path):
@@ -124,6 +124,23 @@ def test_evaluate_per_class_and_counts(tmp_path):
         "images_without_detect_line": 0, "targets": 1, "detections": 2,
         "detections_at_conf": 2, "tp_at_conf": 0, "fp_at_conf": 2, "fn_at_conf": 1,
         "fp_on_empty_images_at_conf": 1}
+
+
+def test_evaluate_recall_by_size(tmp_path):
+    # 100x100 images: a 50-px target (0.5 of the height) found, a 3-px one (3 %) missed, a 2-px
+    # one (2 %) found only below the threshold, a 5-px one (5 %) found
+    jsonl, labels, imgs = write_split(tmp_path, {
+        "a.png": ([GT, (1, 80, 80, 83, 83), (2, 90, 5, 92, 7)],
+                  [det(0, 0.9, 10, 10, 60, 60), det(2, 0.1, 90, 5, 92, 7)]),
+        "b.png": ([(3, 20, 20, 25, 25)], [det(3, 0.7, 20, 20, 25, 25)]),
+    })
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES, conf_threshold=0.25)
+    got = [(b["min"], b["max"], b["targets"], b["recall"]) for b in report["recall_by_size"]]
+    assert got == [(0.0, 0.025, 1, 0.0), (0.025, 0.04, 1, 0.0), (0.04, 0.06, 1, 1.0),
+                   (0.06, 0.1, 0, None), (0.1, 0.2, 0, None), (0.2, None, 1, 1.0)]
+    found = sum(b["targets"] * (b["recall"] or 0) for b in report["recall_by_size"])
+    assert found == report["counts"]["tp_at_conf"] == 2
+    assert "recall by size" in ev.format_report(report) and ">= 20 %: 1.000 of 1" in ev.format_report(report)
 
 
 def test_evaluate_cli_reuses_jsonl(tmp_path, capsys):

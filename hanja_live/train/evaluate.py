@@ -13,6 +13,9 @@ YOLO labels in DIR/labels/<split>:
 * precision and recall at the operating threshold (``--conf-default``, IoU 0.5), pooled over
   all classes.
 * false positives per image on the images that hold no target (at the operating threshold).
+* recall by target size (the longer side of the target's box over the image height, in the
+  buckets of SIZE_EDGES; the project's scenes hold characters from about 2.5 % of the frame
+  height): says whether the misses are small characters.
 
 Needs NumPy, OpenCV (image sizes) and PyYAML only, so it runs without torch.
 """
@@ -35,6 +38,7 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO: 0.50, 0.55, ..., 0.95
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DETECT_CONF = 0.001  # keep nearly every candidate so the precision-recall curve is complete
+SIZE_EDGES = (0.0, 0.025, 0.04, 0.06, 0.1, 0.2, float("inf"))  # target size / image height
 
 
 def box_iou(a, b):
@@ -48,14 +52,19 @@ def box_iou(a, b):
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def match_image(pred_xyxy, pred_conf, pred_cls, gt_xyxy, gt_cls, iou_thresholds=IOU_THRESHOLDS):
+def match_image(pred_xyxy, pred_conf, pred_cls, gt_xyxy, gt_cls, iou_thresholds=IOU_THRESHOLDS,
+                gt_conf=None):
     """Greedy COCO matching in one image -> tp (N, T) bool, rows in the order of the predictions.
 
     Highest score first, each prediction takes the unmatched ground-truth box of its own class
     with the highest IoU, if that IoU reaches the threshold; done for all T thresholds at once.
+    gt_conf: optional (G,) array, filled with the score of the prediction that matched each
+    ground-truth box at the first threshold (0 where none did).
     """
     n, t, g = len(pred_conf), len(iou_thresholds), len(gt_cls)
     tp = np.zeros((n, t), dtype=bool)
+    if gt_conf is not None:
+        gt_conf[:] = 0.0
     if n == 0 or g == 0:
         return tp
     iou = box_iou(pred_xyxy, gt_xyxy)  # (N, G)
@@ -68,6 +77,8 @@ def match_image(pred_xyxy, pred_conf, pred_cls, gt_xyxy, gt_cls, iou_thresholds=
         hit = cand[rows, j] >= iou_thresholds
         tp[i] = hit
         taken[rows[hit], j[hit]] = True
+        if gt_conf is not None and hit[0]:
+            gt_conf[j[0]] = pred_conf[i]
     return tp
 
 
@@ -174,6 +185,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
                              f"(first: {stray[0]}); run detect on that same folder")
 
     det_cls, det_conf, det_tp, det_empty = [], [], [], []  # per image, concatenated below
+    gt_size, gt_hit_conf = [], []  # per target: size / image height, score of its match
     n_gt = np.zeros(nc, np.int64)
     n_empty_images = 0
     for path in files:
@@ -188,7 +200,10 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
                                                 np.zeros((0, 4))))
         det_cls.append(cls)
         det_conf.append(conf)
-        det_tp.append(match_image(xyxy, conf, cls, gt_xyxy, gt_cls))
+        hit_conf = np.zeros(len(gt_cls))
+        det_tp.append(match_image(xyxy, conf, cls, gt_xyxy, gt_cls, gt_conf=hit_conf))
+        gt_hit_conf.append(hit_conf)
+        gt_size.append((gt_xyxy[:, 2:] - gt_xyxy[:, :2]).max(axis=1, initial=0.0) / height)
         det_empty.append(np.full(len(cls), len(gt_cls) == 0))
     cls = np.concatenate(det_cls)
     conf = np.concatenate(det_conf)
@@ -211,6 +226,13 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
         })
     has_gt = n_gt > 0
     n_det_kept, n_tp = int(kept.sum()), int(tp50.sum())
+    sizes, found = np.concatenate(gt_size), np.concatenate(gt_hit_conf) >= conf_threshold
+    by_size = []
+    for lo, hi in zip(SIZE_EDGES[:-1], SIZE_EDGES[1:]):
+        inside = (sizes >= lo) & (sizes < hi)
+        by_size.append({"min": lo, "max": None if np.isinf(hi) else hi,
+                        "targets": int(inside.sum()),
+                        "recall": _ratio(int((found & inside).sum()), int(inside.sum()))})
     fp_empty = int((kept & on_empty).sum())
     return {
         "mAP50": _num(ap[has_gt, 0].mean()) if has_gt.any() else None,
@@ -219,6 +241,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
         "precision": _ratio(n_tp, n_det_kept),
         "recall": _ratio(n_tp, int(n_gt.sum())),
         "fp_per_empty_image": _ratio(fp_empty, n_empty_images),
+        "recall_by_size": by_size,
         "counts": {
             "images": len(files),
             "images_with_targets": len(files) - n_empty_images,
@@ -262,6 +285,11 @@ def format_report(report):
                  f"AP over all detections")
     lines.append(f"images: {c['images']} ({c['images_without_targets']} without targets); "
                  f"false positives per target-free image: {f(report['fp_per_empty_image']).strip()}")
+    buckets = []
+    for b in report["recall_by_size"]:
+        span = f"{b['min'] * 100:g}-{b['max'] * 100:g} %" if b["max"] else f">= {b['min'] * 100:g} %"
+        buckets.append(f"{span}: {f(b['recall']).strip()} of {b['targets']}")
+    lines.append("recall by size (box's longer side / image height): " + ", ".join(buckets))
     return "\n".join(lines)
 
 
