@@ -32,7 +32,8 @@ def save_detector(path, seed, nc=len(CLASS_NAMES), ema=False):
             m.running_var.uniform_(0.5, 2)
             m.num_batches_tracked.fill_(seed + 1)
     key = "ema" if ema else "model"
-    torch.save({key: model.half(), "train_args": {"imgsz": 64}, "marker": seed}, str(path))
+    torch.save({key: model.half(), "train_args": {"imgsz": 64}, "marker": seed, "epoch": 9,
+                "best_fitness": 0.5, "train_metrics": {"fitness": 0.5}}, str(path))
     return path
 
 
@@ -74,6 +75,8 @@ def test_averaged_checkpoint_keeps_the_first_ones_record(checkpoints, tmp_path):
     average.average([str(p) for p in checkpoints[:2]], str(out))
     ckpt = torch.load(str(out), map_location="cpu", weights_only=False)
     assert ckpt["marker"] == 0 and ckpt["ema"] is None and ckpt["optimizer"] is None
+    assert ckpt["epoch"] == -1 and ckpt["best_fitness"] is None and "train_metrics" not in ckpt
+    assert not (tmp_path / "avg.pt.part").exists()
     assert ckpt["model"].names == dict(enumerate(CLASS_NAMES))
     assert next(ckpt["model"].parameters()).dtype == torch.float16
     assert [a["path"] for a in ckpt["averaged_from"]] == [str(p) for p in checkpoints[:2]]
@@ -91,6 +94,7 @@ def other_network(tmp_path_factory):
     ("not_torch", "not a readable torch checkpoint"),
     ("no_network", "holds no network"),
     ("other_network", "is not the network of"),
+    ("other_names", "names its classes differently"),
 ])
 def test_refuses(checkpoints, other_network, tmp_path, which, message):
     bad = tmp_path / "bad.pt"
@@ -98,12 +102,17 @@ def test_refuses(checkpoints, other_network, tmp_path, which, message):
         bad.write_text("not a checkpoint")
     elif which == "no_network":
         torch.save({"epoch": 3}, str(bad))
+    elif which == "other_names":
+        ckpt = torch.load(str(checkpoints[1]), weights_only=False)
+        ckpt["model"].names = dict(enumerate(reversed(CLASS_NAMES)))
+        torch.save(ckpt, str(bad))
     paths = {
         "one": [checkpoints[0]],
         "missing": [checkpoints[0], tmp_path / "absent.pt"],
         "not_torch": [checkpoints[0], bad],
         "no_network": [checkpoints[0], bad],
         "other_network": [checkpoints[0], other_network],
+        "other_names": [checkpoints[0], bad],
     }[which]
     out = tmp_path / "avg.pt"
     with pytest.raises(ConfigError, match=message):

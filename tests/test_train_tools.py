@@ -141,6 +141,10 @@ def test_evaluate_recall_by_size(tmp_path):
     found = sum(b["targets"] * (b["recall"] or 0) for b in report["recall_by_size"])
     assert found == report["counts"]["tp_at_conf"] == 2
     assert "recall by size" in ev.format_report(report) and ">= 20 %: 1.000 of 1" in ev.format_report(report)
+    # at threshold 0 a missed target must stay missed (the 3-px one has no match at all)
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES, conf_threshold=0.0)
+    found = sum(b["targets"] * (b["recall"] or 0) for b in report["recall_by_size"])
+    assert found == report["counts"]["tp_at_conf"] == 3
 
 
 def test_evaluate_cli_reuses_jsonl(tmp_path, capsys):

@@ -19,6 +19,7 @@ hanja_live.train.export like any best.pt.
 
 import argparse
 import copy
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -85,20 +86,30 @@ def average(paths: Sequence[str], out: str) -> dict:
         model, ckpt = load(path)
         if models:
             check_same_network(models[0].state_dict(), model.state_dict(), paths[0], path)
+            if getattr(model, "names", None) != getattr(models[0], "names", None):
+                raise ConfigError(f"{path} names its classes differently from {paths[0]}; "
+                                  f"average checkpoints of one training run")
         models.append(model)
         ckpts.append(ckpt)
         print(f"average: loaded {i}/{len(paths)} {path}", flush=True)
     averaged = copy.deepcopy(models[0])
     averaged.load_state_dict(average_state_dicts([m.state_dict() for m in models]))
-    ckpt = dict(ckpts[0])
-    ckpt.update(model=averaged.half(), ema=None, optimizer=None, updates=None,
+    # the first checkpoint's record (names, training arguments), less what describes its own
+    # training: the average was never trained or validated as such
+    ckpt = {k: v for k, v in ckpts[0].items() if k not in ("train_metrics", "train_results")}
+    ckpt.update(model=averaged.half(), ema=None, optimizer=None, updates=None, epoch=-1,
+                best_fitness=None,
                 averaged_from=[{"path": str(p), "sha256": sha256_of(p)} for p in paths])
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    part = Path(str(out) + ".part")
     try:
-        torch.save(ckpt, str(out))
-    except OSError as exc:
-        raise HanjaLiveError(f"cannot write {out} ({exc.strerror or exc}); choose a writable --out "
-                             f"with free space") from None
+        part.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(ckpt, str(part))
+        os.replace(str(part), str(out))
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError
+        if part.exists():
+            part.unlink()
+        raise HanjaLiveError(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc}); "
+                             f"choose a writable --out with free space") from None
     print(f"average: {len(paths)} checkpoints -> {out}")
     return ckpt
 

@@ -59,12 +59,12 @@ def match_image(pred_xyxy, pred_conf, pred_cls, gt_xyxy, gt_cls, iou_thresholds=
     Highest score first, each prediction takes the unmatched ground-truth box of its own class
     with the highest IoU, if that IoU reaches the threshold; done for all T thresholds at once.
     gt_conf: optional (G,) array, filled with the score of the prediction that matched each
-    ground-truth box at the first threshold (0 where none did).
+    ground-truth box at the first threshold (-inf where none did, so that no threshold finds it).
     """
     n, t, g = len(pred_conf), len(iou_thresholds), len(gt_cls)
     tp = np.zeros((n, t), dtype=bool)
     if gt_conf is not None:
-        gt_conf[:] = 0.0
+        gt_conf[:] = -np.inf
     if n == 0 or g == 0:
         return tp
     iou = box_iou(pred_xyxy, gt_xyxy)  # (N, G)
@@ -203,7 +203,9 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
         hit_conf = np.zeros(len(gt_cls))
         det_tp.append(match_image(xyxy, conf, cls, gt_xyxy, gt_cls, gt_conf=hit_conf))
         gt_hit_conf.append(hit_conf)
-        gt_size.append((gt_xyxy[:, 2:] - gt_xyxy[:, :2]).max(axis=1, initial=0.0) / height)
+        # rounded: a label at exactly an edge (2.5 %) must not fall below it by float error
+        gt_size.append(np.round((gt_xyxy[:, 2:] - gt_xyxy[:, :2]).max(axis=1, initial=0.0)
+                                / height, 9))
         det_empty.append(np.full(len(cls), len(gt_cls) == 0))
     cls = np.concatenate(det_cls)
     conf = np.concatenate(det_conf)
