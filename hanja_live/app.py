@@ -16,7 +16,7 @@ from .detector import Detector
 from .errors import HanjaLiveError, SinkError, SourceError
 from .overlay import Annotator
 from .pipeline import Output, Pipeline, Presenter
-from .sinks import JsonLinesSink, VideoSink, WindowSink, window_available
+from .sinks import JsonLinesSink, PacedRecorder, VideoSink, WindowSink, window_available
 from .sources import open_source
 from .stop_signals import StopSignals
 from .workers import plan_workers, usable_cpus
@@ -131,8 +131,9 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         if record:
             video = file_sink(lambda: VideoSink(
                 record, fps=src.fps or float(source.fps), overwrite=output.overwrite,
-                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb,
-                paced=src.is_live))
+                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb))
+            if video is not None and src.is_live:
+                video = stack.enter_context(PacedRecorder(video))
         if output.json:
             json_sink = file_sink(lambda: JsonLinesSink(
                 output.json, detector.names, overwrite=output.overwrite, append=resume,
@@ -154,9 +155,10 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         log.info("recording saved: %s", video.finished[0] if len(video.finished) == 1 else
                  "%d files, %s ... %s" % (len(video.finished), video.finished[0],
                                           video.finished[-1]))
-        if video.repeated or video.skipped:
-            log.info("recording kept the camera's clock at %g fps: %d frames repeated, %d left out",
-                     video.fps, video.repeated, video.skipped)
+        if isinstance(video, PacedRecorder) and (video.repeated or video.skipped or video.dropped):
+            log.info("recording kept the camera's clock at %g fps: %d frames repeated, %d left "
+                     "out for coming early, %d while the encoder was busy",
+                     video.fps, video.repeated, video.skipped, video.dropped)
     if json_sink is not None:
         log.info("detections saved: %s", output.json)
     if frames is not None:

@@ -61,7 +61,7 @@ class FaultyCapture(object):
             if kind == "hang":
                 self.faults = [f for f in self.faults if f[1] != "hang"]
                 self.release_hang.wait(60)
-        time.sleep(0.01)  # a camera's pace, not a file decoder's
+        time.sleep(1.0 / 30)  # the clip's 30 fps, as a camera keeps its declared rate
         return self.capture.read(out)
 
     def release(self):
@@ -124,11 +124,13 @@ def test_pipeline_survives_injected_faults(tmp_path, tiny_model, monkeypatch, ca
     assert [r["frame"] for r in rows] == sorted(set(r["frame"] for r in rows))
     assert all(r["detections"][0]["label"] == "三" for r in rows)
     video = read_back(record)
-    assert len(video) == len(rows) >= 10
+    assert len(video) >= 10 and len(rows) >= 10
     numbers = [frame_number(img) for img in video]
     if not reopened:
-        # frames in the order the camera gave them: never stale or garbage ones
-        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+        # on the camera's clock (a stall repeats the last picture), in the order the camera
+        # gave them, and only frames that were shown: never stale or garbage ones
+        assert numbers == sorted(numbers)
+        assert set(numbers) <= set(r["frame"] for r in rows)
         assert numbers[-1] >= FRAMES - 3
     messages = [r.getMessage() for r in caplog.records]
     if any(kind in ("stall", "hang") for _, kind in faults):

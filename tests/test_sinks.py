@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import time
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from hanja_live import CLASS_NAMES
 from hanja_live.detections import Detections
 from hanja_live.errors import SinkError
 from hanja_live.frame import Frame
-from hanja_live.sinks import JsonLinesSink, VideoSink
+from hanja_live.sinks import JsonLinesSink, PacedRecorder, VideoSink
 from hanja_live.sinks.video import part_path
 
 BITS = 6  # frame numbers 0..63 as six black/white blocks
@@ -213,12 +214,13 @@ PACED_CASES = [
                          ids=[c[0] for c in PACED_CASES])
 def test_paced_video_keeps_the_capture_clock(tmp_path, case, fps, times, want, repeated, skipped):
     path = str(tmp_path / "live.mp4")
-    with VideoSink(path, fps=fps or 10, paced=fps is not None, max_fill_s=0.5) as sink:
+    sink = VideoSink(path, fps=fps or 10)
+    with (PacedRecorder(sink, max_fill_s=0.5, wait=True) if fps else sink) as rec:
         buf = np.empty((240, 320, 3), np.uint8)
         for i, t in enumerate(times):
             np.copyto(buf, numbered_frame(i))  # one reused buffer, as the presenter's
-            sink.write(buf, 1000.0 + t)
-        assert (sink.repeated, sink.skipped) == (repeated, skipped)
+            rec.write(buf, 1000.0 + t)
+        assert (getattr(rec, "repeated", 0), getattr(rec, "skipped", 0)) == (repeated, skipped)
     frames = read_back(path)
     assert [frame_number(f) for f in frames] == want
     cap = cv2.VideoCapture(path)
@@ -229,13 +231,49 @@ def test_paced_video_keeps_the_capture_clock(tmp_path, case, fps, times, want, r
 def test_paced_segments_split_on_the_file_clock(tmp_path):
     path = str(tmp_path / "seg.mp4")
     # 10 fps, 1 s segments: a loop at 4 fps for 2.5 s fills 25 frames of file time
-    with VideoSink(path, fps=10, segment_s=1, paced=True) as sink:
+    with PacedRecorder(VideoSink(path, fps=10, segment_s=1), wait=True) as rec:
         for i in range(11):
-            sink.write(numbered_frame(i), 50.0 + i * 0.25)
-        finished = list(sink.finished)
-    finished.append(str(tmp_path / "seg-0003.mp4"))
+            rec.write(numbered_frame(i), 50.0 + i * 0.25)
+    finished = list(rec.finished)
     counts = [len(read_back(p)) for p in finished]
     assert counts[:2] == [10, 10] and sum(counts) == 26  # frames 0..25 of the clock
+
+
+def test_paced_recorder_drops_while_the_encoder_is_busy(tmp_path):
+    # 1080p frames handed over every 2 ms: the encoder (tens of ms a frame) cannot take them
+    # all, yet the file must keep the clock, with every recorded frame in order
+    path = str(tmp_path / "busy.mp4")
+    frames = [numbered_frame(i, 1920, 1080) for i in range(40)]
+    with PacedRecorder(VideoSink(path, fps=100)) as rec:
+        for i, img in enumerate(frames):
+            rec.write(img, 7.0 + i * 0.01)
+            time.sleep(0.002)
+        dropped, repeated, skipped = rec.dropped, rec.repeated, rec.skipped
+    got = [frame_number(f) for f in read_back(path)]
+    assert dropped > 0 and skipped == 0
+    assert got == sorted(got) and got[0] == 0 and len(set(got)) == 40 - dropped
+    # frame i was captured in slot i: the file holds every slot up to its last picture
+    assert len(got) == got[-1] + 1 and repeated == len(got) - len(set(got))
+
+
+def test_paced_recorder_reports_a_sink_error_on_the_next_write(tmp_path):
+    folder = tmp_path / "rec"
+    rec = PacedRecorder(VideoSink(str(folder / "gone.mp4"), fps=10), wait=True)
+    with rec:
+        rec.write(numbered_frame(0), 1.0)
+        wait_until(lambda: rec.frames == 1)  # the writer has made its file
+        for name in os.listdir(str(folder)):
+            os.remove(str(folder / name))
+        rec.write(numbered_frame(1), 1.1)  # handed over; the encoder finds its file gone
+        with pytest.raises(SinkError, match="is gone"):  # writes until the error comes out
+            wait_until(lambda: rec.write(numbered_frame(2), 1.2) and False)
+
+
+def wait_until(predicate, patience_s=30.0):
+    deadline = time.monotonic() + patience_s
+    while not predicate():
+        assert time.monotonic() < deadline, "waited %.0f s in vain" % patience_s
+        time.sleep(0.01)
 
 
 DETS = Detections([(10, 20, 110, 140.5), (200, 30, 260, 90)], [0.91234567, 0.5], [2, 9])

@@ -75,18 +75,11 @@ class VideoSink(ClosesOnExit):
                unfinished segment. None or 0: one file, ``path``.
     min_free_mb: the recording stops with a SinkError (after finishing its file) when the
                disk has less than this left; 0: no check.
-    paced:     keep the file on the capture clock (for live sources): ``write(image, t)``
-               gets each frame's capture time; a frame that comes later than its slot at
-               ``fps`` repeats the previous one to fill the gap, one that comes early is
-               left out. A live loop slower than its camera then records a file that plays
-               at the speed things happened, instead of fast. Gaps longer than
-               ``max_fill_s`` (camera lost, reconnecting) are cut to that length.
     A write that fails (full disk, folder gone) finishes what was written, closes the sink
     and raises SinkError; the caller may drop the sink and go on.
     """
 
-    def __init__(self, path, fps, size=None, overwrite=False, segment_s=None, min_free_mb=0,
-                 paced=False, max_fill_s=1.0):
+    def __init__(self, path, fps, size=None, overwrite=False, segment_s=None, min_free_mb=0):
         self.path = str(path)
         ext = os.path.splitext(self.path)[1].lower()
         if ext not in FOURCCS:
@@ -129,12 +122,6 @@ class VideoSink(ClosesOnExit):
         self._lag = None  # type: Optional[int]
         self._per_frame = None  # type: Optional[int]
         self._empty_size = 0
-        self.paced = bool(paced)
-        self._max_fill = max(0, int(round(float(max_fill_s) * fps)))
-        self._t0 = None  # type: Optional[float]  # capture time of the file clock's frame 0
-        self._last = None  # type: Optional[np.ndarray]  # the frame written last, for repeats
-        self.repeated = 0  # frames written again to fill gaps (paced)
-        self.skipped = 0  # frames left out for coming early (paced)
         self._claim()
 
     @property
@@ -180,34 +167,10 @@ class VideoSink(ClosesOnExit):
 
     def write(self, image, t=None):
         # type: (np.ndarray, Optional[float]) -> None
-        """Append one (H, W, 3) uint8 BGR frame; ``t``: its capture time (time.monotonic()),
-        used when the sink is ``paced``."""
+        """Append one (H, W, 3) uint8 BGR frame. ``t`` (its capture time) is not used: a file
+        sink writes every frame it gets; PacedRecorder keeps a live camera's clock."""
         if self._closed:
             raise SinkError("the recording %s is already closed" % self.path)
-        if not self.paced or t is None:
-            self._append(image)
-            return
-        if self._t0 is None:
-            self._t0 = t - self.frames / self.fps
-        slot = int(math.floor((t - self._t0) * self.fps + 0.5))  # this frame's index on the file's clock
-        if slot < self.frames:
-            self.skipped += 1
-            return
-        gap = slot - self.frames
-        if gap > self._max_fill:
-            self._t0 += (gap - self._max_fill) / self.fps  # cut the stall to max_fill_s
-            gap = self._max_fill
-        if self._last is not None:
-            for _ in range(gap):
-                self._append(self._last)
-                self.repeated += 1
-        self._append(image)
-        if self._last is None or self._last.shape != image.shape:
-            self._last = np.empty_like(image)
-        np.copyto(self._last, image)  # the caller may reuse its buffer
-
-    def _append(self, image):
-        # type: (np.ndarray) -> None
         try:
             if self._segment_frames is not None and self._segment_frames_done and (
                     self._segment_frames_done >= self._segment_frames
