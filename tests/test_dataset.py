@@ -307,3 +307,30 @@ def test_demo_clip_reads_back_frame_for_frame(tmp_path):
         # Lossy video: close to the rendered frame, far from any other.
         assert np.abs(got.astype(np.int16) - want).mean() < 6
     assert np.abs(decoded[0].astype(np.int16) - expected[7]).mean() > 6
+
+
+def test_small_share_keeps_characters_small():
+    # the same 16 scattered-layout scenes drawn with and without small_share: with it, no
+    # target's box is taller or wider than the small range allows (perspective may enlarge
+    # a character a little); without it, some are
+    from hanja_live.train.compose import SMALL_MAX_FRAC, make_sample
+
+    def largest(small_share):
+        sizes = []
+        for i in range(16):
+            rng = dataset.sample_rng(21, "train", i)
+            h, w = 360, 640
+            _, boxes = make_sample(rng, "train", (h, w), layout="scattered", small_share=small_share)
+            sizes += [max(x2 - x1, y2 - y1) / h for _, x1, y1, x2, y2 in boxes]
+        return max(sizes)
+
+    assert largest(1.0) <= 1.6 * SMALL_MAX_FRAC < largest(0.0)
+
+
+def test_small_share_applies_to_the_train_split_only(tmp_path):
+    for split in ("val", "test"):
+        a = dataset.generate_one(8, split, 2, 256, small_share=1.0)
+        b = dataset.generate_one(8, split, 2, 256)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    with pytest.raises(ConfigError, match="--small-share"):
+        dataset.main(["--out", str(tmp_path / "d"), "--train", "1", "--small-share", "1.5"])

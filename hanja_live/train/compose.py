@@ -22,6 +22,7 @@ from hanja_live.train.handwriting import render_ink, sources_for
 INK_THRESHOLD = 0.25  # warped alpha above this counts as ink for the box
 MIN_VISIBLE = 0.6  # fraction of a character's ink that must be inside the frame to label it
 MIN_EM_FRAC, MAX_EM_FRAC = 0.025, 0.60  # character (em box) height / frame height
+SMALL_MAX_FRAC = 0.07  # largest character of a "small" scene (make_sample's small_share)
 MIN_CONTRAST = 14.0  # grey levels ink must be darker than the paper around it to be labelled
 MAX_CHARS = 30  # per scene; bounds the rendering time of dense worksheets
 
@@ -402,9 +403,9 @@ def _layout_single(writer, rng, frame_h):
         circle_item(writer, rng, item)
 
 
-def _layout_scattered(writer, rng, frame_h, p_target=0.6):
+def _layout_scattered(writer, rng, frame_h, p_target=0.6, max_frac=0.25):
     # type: (PageWriter, np.random.Generator, int, float) -> None
-    base = _log_uniform(rng, MIN_EM_FRAC, 0.25) * frame_h
+    base = _log_uniform(rng, MIN_EM_FRAC, max_frac) * frame_h
     n = int(rng.integers(2, 15))
     for char in _pick_chars(rng, writer.split, n, p_target):
         item = writer.write_anywhere(char, base * rng.uniform(0.8, 1.25))
@@ -494,12 +495,15 @@ def _paper_rect(rng, page_hw):
     return (x0, y0, x1, y1)
 
 
-def make_sample(rng, split, size=(480, 640), layout=None):
-    # type: (np.random.Generator, str, Tuple[int, int], Optional[str]) -> Tuple[np.ndarray, np.ndarray]
+def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
+    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float) -> Tuple[np.ndarray, np.ndarray]
     """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels).
 
     split picks the ink sources ("train" or the held-out "test"); layout (one of LAYOUTS)
     pins the kind of scene, which is otherwise drawn from LAYOUT_WEIGHTS.
+    small_share: the share of scattered, negative, lines and worksheet scenes whose characters
+    stay small (at most SMALL_MAX_FRAC of the frame height), where the model misses most;
+    0 draws no extra random number, so a seed gives the same scenes as before.
     """
     h, w = size
     hom, page_hw = scene.random_view(rng, (h, w))
@@ -509,13 +513,15 @@ def make_sample(rng, split, size=(480, 640), layout=None):
         layout = drawn
     elif layout not in LAYOUTS:
         raise ValueError("unknown layout %r; choose from %s" % (layout, ", ".join(LAYOUTS)))
+    small = (small_share > 0 and layout in ("scattered", "negatives", "lines", "worksheet")
+             and rng.random() < small_share)
     if layout == "worksheet":
         kind = "grid" if rng.random() < 0.75 else str(rng.choice(("lined", "notebook", "white")))
-        pitch = _log_uniform(rng, 0.04, 0.16) * h
+        pitch = _log_uniform(rng, 0.04, SMALL_MAX_FRAC if small else 0.16) * h
     elif layout == "lines":
         kind = str(rng.choice(("lined", "notebook", "white", "off_white", "whiteboard", "coloured"),
                               p=(0.3, 0.3, 0.15, 0.1, 0.1, 0.05)))
-        pitch = _log_uniform(rng, MIN_EM_FRAC * 1.2, 0.16) * h
+        pitch = _log_uniform(rng, MIN_EM_FRAC * 1.2, SMALL_MAX_FRAC if small else 0.16) * h
     else:
         kind = scene.PAPER_KINDS[int(rng.choice(len(scene.PAPER_KINDS), p=scene.PAPER_WEIGHTS))]
         pitch = _log_uniform(rng, 0.04, 0.12) * h
@@ -535,13 +541,13 @@ def make_sample(rng, split, size=(480, 640), layout=None):
     if layout == "single":
         _layout_single(writer, rng, h)
     elif layout == "scattered":
-        _layout_scattered(writer, rng, h)
+        _layout_scattered(writer, rng, h, max_frac=SMALL_MAX_FRAC if small else 0.25)
     elif layout == "lines":
         _layout_lines(writer, rng, h, pitch)
     elif layout == "worksheet":
         _layout_worksheet(writer, rng, h, pitch)
     elif layout == "negatives":
-        _layout_scattered(writer, rng, h, p_target=0.0)
+        _layout_scattered(writer, rng, h, p_target=0.0, max_frac=SMALL_MAX_FRAC if small else 0.25)
     if layout == "empty" or rng.random() < 0.15:
         draw_marks(writer, rng, int(rng.integers(1, 5)), _log_uniform(rng, 0.05, 0.3) * h)
     frame = cv2.warpPerspective(page, hom, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -49,12 +49,14 @@ def frame_size(rng, long_side):
     return int(round(long_side * ah / aw / 2.0)) * 2, int(long_side)
 
 
-def generate_one(seed, split, index, long_side=640):
-    # type: (int, str, int, int) -> Tuple[np.ndarray, np.ndarray, int]
-    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], JPEG quality) of one data set image."""
+def generate_one(seed, split, index, long_side=640, small_share=0.0):
+    # type: (int, str, int, int, float) -> Tuple[np.ndarray, np.ndarray, int]
+    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], JPEG quality) of one data set image;
+    small_share (compose.make_sample) applies to the train split only."""
     rng = sample_rng(seed, split, index)
     hw = frame_size(rng, long_side)
-    image, boxes = make_sample(rng, INK_SPLIT[split], hw)
+    image, boxes = make_sample(rng, INK_SPLIT[split], hw,
+                               small_share=small_share if split == "train" else 0.0)
     return image, boxes, int(rng.integers(80, 96))
 
 
@@ -75,11 +77,11 @@ def image_name(split, index):
 
 
 def _write_range(task):
-    # type: (Tuple[str, str, int, int, int, int]) -> int
+    # type: (Tuple[str, str, int, int, int, int, float]) -> int
     """Worker: generate and write images [start, stop) of one split; returns how many."""
-    out, split, start, stop, seed, long_side = task
+    out, split, start, stop, seed, long_side, small_share = task
     for index in range(start, stop):
-        image, boxes, quality = generate_one(seed, split, index, long_side)
+        image, boxes, quality = generate_one(seed, split, index, long_side, small_share)
         name = image_name(split, index)
         path = os.path.join(out, "images", split, name + ".jpg")
         if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
@@ -141,16 +143,16 @@ class Progress:
         self.stream.flush()
 
 
-def _tasks(out, split, count, seed, long_side, workers):
-    # type: (str, str, int, int, int, int) -> Iterator[Tuple[str, str, int, int, int, int]]
+def _tasks(out, split, count, seed, long_side, workers, small_share=0.0):
+    # type: (str, str, int, int, int, int, float) -> Iterator[Tuple[str, str, int, int, int, int, float]]
     """Index ranges to hand out: CHUNK images, smaller for small runs so all workers get some."""
     chunk = max(1, min(CHUNK, count // (4 * workers)))
     for start in range(0, count, chunk):
-        yield (out, split, start, min(start + chunk, count), seed, long_side)
+        yield (out, split, start, min(start + chunk, count), seed, long_side, small_share)
 
 
-def generate(out, counts, seed, workers=1, long_side=640, progress=True):
-    # type: (str, Dict[str, int], int, int, int, bool) -> None
+def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_share=0.0):
+    # type: (str, Dict[str, int], int, int, int, bool, float) -> None
     """Write the data set: counts maps split -> number of images."""
     for split in SPLITS:
         for sub in ("images", "labels"):
@@ -169,7 +171,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True):
             if count <= 0:
                 continue
             bar = Progress(split, count) if progress else None
-            tasks = _tasks(out, split, count, seed, long_side, workers)
+            tasks = _tasks(out, split, count, seed, long_side, workers, small_share)
             results = pool.imap_unordered(_write_range, tasks) if pool else map(_write_range, tasks)
             for n in results:
                 if bar:
@@ -185,7 +187,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True):
     write_data_yaml(out)
     with open(os.path.join(out, "generator.json"), "w") as f:
         json.dump({"seed": seed, "counts": {s: counts.get(s, 0) for s in SPLITS}, "long_side": long_side,
-                   "ink_splits": INK_SPLIT}, f, indent=1)
+                   "ink_splits": INK_SPLIT, "small_share": small_share}, f, indent=1)
 
 
 def write_data_yaml(out):
@@ -252,6 +254,9 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=int, default=640, help="long side of the images in pixels")
     parser.add_argument("--preview", type=_count, default=0, help="also write N training images with boxes drawn")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--small-share", type=float, default=0.0,
+                        help="share of the train split's scattered, line and worksheet scenes drawn with "
+                             "small characters only (at most 7 %% of the frame height); default 0")
     return parser.parse_args(argv)
 
 
@@ -260,13 +265,16 @@ def main(argv=None):
     args = parse_args(argv)
     if args.size < 64 or args.size % 2:
         raise ConfigError("--size %d: give an even long side of at least 64 pixels, e.g. --size 640" % args.size)
+    if not 0.0 <= args.small_share <= 1.0:
+        raise ConfigError("--small-share %g: give a share from 0 to 1, e.g. 0.3" % args.small_share)
     if args.workers < 1:
         raise ConfigError("--workers %d: give 1 or more processes" % args.workers)
     counts = {"train": args.train, "val": args.val, "test": args.test}
     if not any(counts.values()) and not args.preview:
         raise ConfigError("nothing to write: give --train/--val/--test counts or --preview N")
     if any(counts.values()):
-        generate(args.out, counts, args.seed, args.workers, args.size, progress=not args.quiet)
+        generate(args.out, counts, args.seed, args.workers, args.size, progress=not args.quiet,
+                 small_share=args.small_share)
         print(os.path.join(args.out, "data.yaml"))
     if args.preview:
         paths = write_preview(args.out, args.preview, args.seed, args.size)
