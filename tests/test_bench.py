@@ -305,3 +305,24 @@ def test_ultralytics_baseline_code_path(tmp_path, tiny_model, monkeypatch):
     finally:
         del ultralytics.CALLS[:]
         monkeypatch.delitem(__import__("sys").modules, "ultralytics")
+
+
+def test_recording_bench_plumbing(tmp_path, run_cli):
+    # a 40 fps loop against a 60 fps camera: the paced file holds more frames than the loop
+    # made (repeats), the in-place file exactly one per loop frame
+    from hanja_live.recording_bench import run_recording_bench
+
+    clip = make_clip(tmp_path)
+    out = io.StringIO()
+    report = run_recording_bench(clip, frames=12, camera_fps=60.0, loop_fps=40.0,
+                                 json_path=str(tmp_path / "r.json"), progress=False, out=out)
+    in_place, paced = report["rows"]
+    assert (in_place["mode"], paced["mode"]) == ("in place", "paced")
+    assert in_place["file_frames"] == in_place["loop_frames"] == 12 and in_place["repeated"] == 0
+    assert paced["file_frames"] == 12 - paced["dropped"] - paced["skipped"] + paced["repeated"] > 12
+    assert report["loop_time_ratio"] > 0 and "in place / paced" in out.getvalue()
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][1]["mode"] == "paced"
+    result = run_cli("bench", "--recording", clip, "--frames", 4, "--json", tmp_path / "r.json")
+    assert result.returncode == 2 and "already exists" in result.stderr
+    result = run_cli("bench", "--recording", tmp_path / "absent.mp4", "--frames", 4)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
