@@ -133,7 +133,7 @@ def build_parser():
                      "figures as JSON")
     ben.add_argument("--recording", action="store_true", help="instead: what recording a "
                      "live camera costs the loop, encoding in place against PacedRecorder "
-                     "(a 30 fps camera, a 20 fps loop; --frames default 90)")
+                     "(a 30 fps camera, a 20 fps loop; takes --frames, default 90, and --json)")
     _model_options(ben)
     _common_options(ben)
     ben.set_defaults(record=None, json=None)
@@ -218,7 +218,8 @@ def dispatch(args):
         return 0
     if args.command == "bench" and args.recording:
         from .recording_bench import run_recording_bench
-        run_recording_bench(args.source, frames=args.frames or 90, json_path=args.bench_json,
+        run_recording_bench(args.source, frames=90 if args.frames is None else args.frames,
+                            json_path=args.bench_json,
                             overwrite=config.output.overwrite, progress=not args.quiet)
         return 0
     if args.command == "bench":

@@ -104,6 +104,8 @@ def recorded_ok(source, recorded, lines, fps, seconds):
     counts the start, before the first frame)."""
     if source == "file":
         return lines <= recorded <= lines + 1
+    if not fps:
+        return False  # no finished segment to read the rate from
     return 0.6 * fps * seconds <= recorded <= 1.05 * fps * seconds
 
 

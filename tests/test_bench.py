@@ -324,5 +324,6 @@ def test_recording_bench_plumbing(tmp_path, run_cli):
     assert json.loads((tmp_path / "r.json").read_text())["rows"][1]["mode"] == "paced"
     result = run_cli("bench", "--recording", clip, "--frames", 4, "--json", tmp_path / "r.json")
     assert result.returncode == 2 and "already exists" in result.stderr
-    result = run_cli("bench", "--recording", tmp_path / "absent.mp4", "--frames", 4)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    for args in ((tmp_path / "absent.mp4", "--frames", 4), (clip, "--frames", 0)):
+        result = run_cli("bench", "--recording", *args)
+        assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr

@@ -310,21 +310,22 @@ def test_demo_clip_reads_back_frame_for_frame(tmp_path):
 
 
 def test_small_share_keeps_characters_small():
-    # the same 16 scattered-layout scenes drawn with and without small_share: with it, no
+    # the same 16 scenes of each layout drawn with and without small_share: with it, no
     # target's box is taller or wider than the small range allows (perspective may enlarge
     # a character a little); without it, some are
     from hanja_live.train.compose import SMALL_MAX_FRAC, make_sample
 
-    def largest(small_share):
-        sizes = []
+    def largest(layout, small_share):
+        sizes = [0.0]
         for i in range(16):
             rng = dataset.sample_rng(21, "train", i)
             h, w = 360, 640
-            _, boxes = make_sample(rng, "train", (h, w), layout="scattered", small_share=small_share)
+            _, boxes = make_sample(rng, "train", (h, w), layout=layout, small_share=small_share)
             sizes += [max(x2 - x1, y2 - y1) / h for _, x1, y1, x2, y2 in boxes]
         return max(sizes)
 
-    assert largest(1.0) <= 1.6 * SMALL_MAX_FRAC < largest(0.0)
+    for layout in ("scattered", "lines", "worksheet"):
+        assert largest(layout, 1.0) <= 1.6 * SMALL_MAX_FRAC < largest(layout, 0.0), layout
 
 
 def test_small_share_applies_to_the_train_split_only(tmp_path):

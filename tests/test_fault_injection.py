@@ -132,6 +132,11 @@ def test_pipeline_survives_injected_faults(tmp_path, tiny_model, monkeypatch, ca
         assert numbers == sorted(numbers)
         assert set(numbers) <= set(r["frame"] for r in rows)
         assert numbers[-1] >= FRAMES - 3
+        # one file frame per camera frame from the first shown to the last, and up to 1 s
+        # (30 frames) of the last picture for each stall
+        span = rows[-1]["frame"] - rows[0]["frame"] + 1
+        stalls = first.injected["stall"]
+        assert 0.9 * span <= len(video) <= span + 31 * stalls + 3, (len(video), span)
     messages = [r.getMessage() for r in caplog.records]
     if any(kind in ("stall", "hang") for _, kind in faults):
         assert any("waiting" in m for m in messages)

@@ -221,7 +221,8 @@ def test_kiosk_fullscreen_no_cursor_keys_ignored_camera_lost_and_quit(tmp_path, 
     # the recording went on after the camera came back; it is on the camera's clock, so a
     # frame that came early for its slot may be missing and the outage adds up to 1 s
     assert count_lines(detections) - 1 >= back_at + 29
-    assert frames >= 0.9 * count_lines(detections), (frames, count_lines(detections))
+    shown = count_lines(detections)
+    assert 0.9 * shown <= frames <= shown + 35, (frames, shown)  # the outage: up to 1 s, 30 fps
 
 
 def test_kiosk_restarts_after_its_source_broke(tmp_path, xvfb, tiny_model):

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import threading
 import time
 
 import cv2
@@ -239,21 +240,36 @@ def test_paced_segments_split_on_the_file_clock(tmp_path):
     assert counts[:2] == [10, 10] and sum(counts) == 26  # frames 0..25 of the clock
 
 
+class HeldSink(VideoSink):
+    """A real VideoSink whose first write waits until the test lets it go: a busy encoder."""
+
+    def __init__(self, *args, **kwargs):
+        super(HeldSink, self).__init__(*args, **kwargs)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def write(self, image, t=None):
+        self.entered.set()
+        assert self.release.wait(30)
+        super(HeldSink, self).write(image, t)
+
+
 def test_paced_recorder_drops_while_the_encoder_is_busy(tmp_path):
-    # 1080p frames handed over every 2 ms: the encoder (tens of ms a frame) cannot take them
-    # all, yet the file must keep the clock, with every recorded frame in order
+    # 100 fps clock, frame i captured in slot i. The encoder is busy with frame 0, frame 1
+    # waits in the queue, 2..9 find it full and are dropped; frame 10 comes when the encoder
+    # is free again, and repeats of frame 1 fill slots 2..9: the file keeps the clock
     path = str(tmp_path / "busy.mp4")
-    frames = [numbered_frame(i, 1920, 1080) for i in range(40)]
-    with PacedRecorder(VideoSink(path, fps=100)) as rec:
-        for i, img in enumerate(frames):
-            rec.write(img, 7.0 + i * 0.01)
-            time.sleep(0.002)
-        dropped, repeated, skipped = rec.dropped, rec.repeated, rec.skipped
-    got = [frame_number(f) for f in read_back(path)]
-    assert dropped > 0 and skipped == 0
-    assert got == sorted(got) and got[0] == 0 and len(set(got)) == 40 - dropped
-    # frame i was captured in slot i: the file holds every slot up to its last picture
-    assert len(got) == got[-1] + 1 and repeated == len(got) - len(set(got))
+    sink = HeldSink(path, fps=100)
+    with PacedRecorder(sink) as rec:
+        rec.write(numbered_frame(0), 7.0)
+        assert sink.entered.wait(30)
+        for i in range(1, 10):
+            rec.write(numbered_frame(i), 7.0 + i * 0.01)
+        assert rec.dropped == 8
+        sink.release.set()
+        wait_until(lambda: rec.frames == 2)
+        rec.write(numbered_frame(10), 7.10)
+    assert (rec.dropped, rec.skipped, rec.repeated) == (8, 0, 8)
+    assert [frame_number(f) for f in read_back(path)] == [0] + [1] * 9 + [10]
 
 
 def test_paced_recorder_reports_a_sink_error_on_the_next_write(tmp_path):
@@ -267,6 +283,19 @@ def test_paced_recorder_reports_a_sink_error_on_the_next_write(tmp_path):
         rec.write(numbered_frame(1), 1.1)  # handed over; the encoder finds its file gone
         with pytest.raises(SinkError, match="is gone"):  # writes until the error comes out
             wait_until(lambda: rec.write(numbered_frame(2), 1.2) and False)
+
+
+def test_paced_recorder_logs_an_error_the_loop_did_not_see(tmp_path, caplog):
+    folder = tmp_path / "rec"
+    rec = PacedRecorder(VideoSink(str(folder / "gone.mp4"), fps=10), wait=True)
+    rec.write(numbered_frame(0), 1.0)
+    wait_until(lambda: rec.frames == 1)
+    for name in os.listdir(str(folder)):
+        os.remove(str(folder / name))
+    rec.write(numbered_frame(1), 1.1)  # the last frame: the loop writes no more
+    with caplog.at_level("WARNING"):
+        rec.close()
+    assert any("is gone" in r.getMessage() for r in caplog.records)
 
 
 def wait_until(predicate, patience_s=30.0):

@@ -14,6 +14,7 @@ and only shows fewer distinct pictures. A SinkError of the file sink (disk nearl
 gone) comes out of the next ``write``, after the sink has finished what it wrote.
 """
 
+import logging
 import math
 import queue
 import threading
@@ -24,6 +25,7 @@ import numpy as np
 from ..closing import ClosesOnExit
 from ..errors import SinkError
 
+log = logging.getLogger(__name__)
 
 class PacedRecorder(ClosesOnExit):
     """Wraps a VideoSink (whose ``fps`` is the camera's); owns it and closes it.
@@ -47,6 +49,8 @@ class PacedRecorder(ClosesOnExit):
         self._free = []  # type: List[np.ndarray]  # buffers back from the encoder
         self._lock = threading.Lock()
         self._error = None  # type: Optional[SinkError]
+        self._error_raised = False
+        self._sentinel_sent = False
         self._closed = False
         self._thread = threading.Thread(target=self._encode, name="recorder", daemon=True)
         self._thread.start()
@@ -63,6 +67,7 @@ class PacedRecorder(ClosesOnExit):
         # type: (np.ndarray, float) -> None
         """Place one (H, W, 3) uint8 BGR frame captured at ``t`` (time.monotonic())."""
         if self._error is not None:
+            self._error_raised = True
             raise self._error
         if self._closed:
             raise SinkError("the recording %s is already closed" % self.path)
@@ -112,18 +117,36 @@ class PacedRecorder(ClosesOnExit):
                     self._error = SinkError("the recording %s stopped: %s" % (self.path, exc))
                     try:
                         self.sink.close()
-                    except SinkError as late:
-                        self._error = late
+                    except Exception as late:  # noqa: BLE001  (same: this thread must live on)
+                        self._error = SinkError("the recording %s stopped: %s" % (self.path, late))
             if last is not None:
                 with self._lock:
                     self._free.append(last)
             last = buf
 
+    def _stop_encoder(self):
+        while not self._sentinel_sent and self._thread.is_alive():
+            try:
+                self._jobs.put(None, timeout=0.1)
+                self._sentinel_sent = True
+            except queue.Full:
+                pass
+        self._thread.join()
+
     def close(self):
-        """Encode what was handed over, then finish the file."""
+        """Encode what was handed over, then finish the file; an error the loop has not seen
+        yet is logged."""
         if self._closed:
             return
         self._closed = True
-        self._jobs.put(None)  # the encoder never stops before this, so the put returns
-        self._thread.join()
-        self.sink.close()
+        try:
+            try:
+                self._stop_encoder()
+            except BaseException:
+                # interrupted while waiting: the encoder must be done before the sink closes
+                self._stop_encoder()
+                raise
+        finally:
+            self.sink.close()
+            if self._error is not None and not self._error_raised:
+                log.warning("%s", self._error)

@@ -22,7 +22,7 @@ from hanja_live.train.handwriting import render_ink, sources_for
 INK_THRESHOLD = 0.25  # warped alpha above this counts as ink for the box
 MIN_VISIBLE = 0.6  # fraction of a character's ink that must be inside the frame to label it
 MIN_EM_FRAC, MAX_EM_FRAC = 0.025, 0.60  # character (em box) height / frame height
-SMALL_MAX_FRAC = 0.07  # largest character of a "small" scene (make_sample's small_share)
+SMALL_MAX_FRAC = 0.07  # about the largest character of a "small" scene (make_sample's small_share)
 MIN_CONTRAST = 14.0  # grey levels ink must be darker than the paper around it to be labelled
 MAX_CHARS = 30  # per scene; bounds the rendering time of dense worksheets
 
@@ -447,14 +447,14 @@ def _layout_lines(writer, rng, frame_h, pitch, p_target=0.7):
             break
 
 
-def _layout_worksheet(writer, rng, frame_h, pitch, p_target=0.75):
-    # type: (PageWriter, np.random.Generator, int, float, float) -> None
+def _layout_worksheet(writer, rng, frame_h, pitch, p_target=0.75, small=False):
+    # type: (PageWriter, np.random.Generator, int, float, float, bool) -> None
     """A practice sheet: characters written into grid cells, often one numeral per row, up to
     the cell size so strokes touch or cross the printed lines; or on fine graph paper with each
-    character spanning several cells."""
+    character spanning several cells (not in a small scene)."""
     ox, oy = writer.grid_origin
     rows, cols = int(rng.integers(1, 8)), int(rng.integers(2, 10))
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and not small:
         pitch *= rng.uniform(1.5, 3.5)
     fill = rng.uniform(0.55, 1.05)
     budget = MAX_CHARS
@@ -502,7 +502,7 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
     split picks the ink sources ("train" or the held-out "test"); layout (one of LAYOUTS)
     pins the kind of scene, which is otherwise drawn from LAYOUT_WEIGHTS.
     small_share: the share of scattered, negative, lines and worksheet scenes whose characters
-    stay small (at most SMALL_MAX_FRAC of the frame height), where the model misses most;
+    stay small (about SMALL_MAX_FRAC of the frame height at most), where the model misses most;
     0 draws no extra random number, so a seed gives the same scenes as before.
     """
     h, w = size
@@ -541,13 +541,15 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
     if layout == "single":
         _layout_single(writer, rng, h)
     elif layout == "scattered":
-        _layout_scattered(writer, rng, h, max_frac=SMALL_MAX_FRAC if small else 0.25)
+        # scattered characters vary by up to 1.25x around their base size
+        _layout_scattered(writer, rng, h, max_frac=SMALL_MAX_FRAC / 1.25 if small else 0.25)
     elif layout == "lines":
         _layout_lines(writer, rng, h, pitch)
     elif layout == "worksheet":
-        _layout_worksheet(writer, rng, h, pitch)
+        _layout_worksheet(writer, rng, h, pitch, small=small)
     elif layout == "negatives":
-        _layout_scattered(writer, rng, h, p_target=0.0, max_frac=SMALL_MAX_FRAC if small else 0.25)
+        _layout_scattered(writer, rng, h, p_target=0.0,
+                          max_frac=SMALL_MAX_FRAC / 1.25 if small else 0.25)
     if layout == "empty" or rng.random() < 0.15:
         draw_marks(writer, rng, int(rng.integers(1, 5)), _log_uniform(rng, 0.05, 0.3) * h)
     frame = cv2.warpPerspective(page, hom, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -255,8 +255,9 @@ def parse_args(argv=None):
     parser.add_argument("--preview", type=_count, default=0, help="also write N training images with boxes drawn")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--small-share", type=float, default=0.0,
-                        help="share of the train split's scattered, line and worksheet scenes drawn with "
-                             "small characters only (at most 7 %% of the frame height); default 0")
+                        help="share of the train split's scattered, negative, line and worksheet scenes "
+                             "drawn with small characters only (up to about 7 %% of the frame height); "
+                             "default 0")
     return parser.parse_args(argv)
 
 
