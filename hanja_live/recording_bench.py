@@ -17,22 +17,18 @@ measured here; on a machine whose cores are all busy it still competes with infe
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-
-import numpy as np
 
 from .app import resolve_source_uri
 from .errors import HanjaLiveError, SourceError
 from .sinks import PacedRecorder, VideoSink
 from .sinks.output_path import prepare_output_path
 from .sources import open_source
+from .stats import describe
 
 MODES = ("in place", "paced")
-
-
-def _percentile(values, q):
-    return float(np.percentile(np.asarray(values, np.float64), q)) if values else float("nan")
 
 
 def run_one(mode, src, frames, folder, camera_fps, loop_fps, progress=None):
@@ -44,9 +40,7 @@ def run_one(mode, src, frames, folder, camera_fps, loop_fps, progress=None):
     start = time.monotonic()
     with recorder:
         for i in range(frames):
-            due = start + i / float(loop_fps)
-            while time.monotonic() < due:
-                time.sleep(min(0.002, max(0.0, due - time.monotonic())))
+            time.sleep(max(0.0, start + i / float(loop_fps) - time.monotonic()))
             frame = src.read()
             if frame is None:
                 raise SourceError("%s ended after %d frames; ask for fewer --frames" % (src.description, i))
@@ -58,10 +52,11 @@ def run_one(mode, src, frames, folder, camera_fps, loop_fps, progress=None):
             if progress:
                 progress("bench --recording: %s %d/%d" % (mode, i + 1, frames))
         wall_s = time.monotonic() - start
+    ms = describe(spent) or {"median": float("nan"), "p95": float("nan")}
     return {
         "mode": mode,
-        "write_ms_median": float(np.median(spent)),
-        "write_ms_p95": _percentile(spent, 95),
+        "write_ms_median": ms["median"],
+        "write_ms_p95": ms["p95"],
         "loop_frames": frames,
         "file_frames": sink.frames,
         "file_s": sink.frames / float(camera_fps),
@@ -75,7 +70,6 @@ def run_one(mode, src, frames, folder, camera_fps, loop_fps, progress=None):
 def run_recording_bench(source_uri="demo", frames=90, camera_fps=30.0, loop_fps=20.0,
                         json_path=None, overwrite=False, progress=True, out=None):
     """Both modes in one run on the same frames; prints a table, returns the report."""
-    import sys
     out = out or sys.stdout
     if not frames > 0 or not camera_fps > 0 or not loop_fps > 0:
         raise HanjaLiveError("bench --recording needs frames, camera fps and loop fps above 0")

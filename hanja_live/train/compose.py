@@ -404,7 +404,7 @@ def _layout_single(writer, rng, frame_h):
 
 
 def _layout_scattered(writer, rng, frame_h, p_target=0.6, max_frac=0.25):
-    # type: (PageWriter, np.random.Generator, int, float) -> None
+    # type: (PageWriter, np.random.Generator, int, float, float) -> None
     base = _log_uniform(rng, MIN_EM_FRAC, max_frac) * frame_h
     n = int(rng.integers(2, 15))
     for char in _pick_chars(rng, writer.split, n, p_target):
@@ -515,6 +515,8 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
         raise ValueError("unknown layout %r; choose from %s" % (layout, ", ".join(LAYOUTS)))
     small = (small_share > 0 and layout in ("scattered", "negatives", "lines", "worksheet")
              and rng.random() < small_share)
+    # scattered characters vary by up to 1.25x around their base size
+    scatter_max = SMALL_MAX_FRAC / 1.25 if small else 0.25
     if layout == "worksheet":
         kind = "grid" if rng.random() < 0.75 else str(rng.choice(("lined", "notebook", "white")))
         pitch = _log_uniform(rng, 0.04, SMALL_MAX_FRAC if small else 0.16) * h
@@ -541,15 +543,13 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
     if layout == "single":
         _layout_single(writer, rng, h)
     elif layout == "scattered":
-        # scattered characters vary by up to 1.25x around their base size
-        _layout_scattered(writer, rng, h, max_frac=SMALL_MAX_FRAC / 1.25 if small else 0.25)
+        _layout_scattered(writer, rng, h, max_frac=scatter_max)
     elif layout == "lines":
         _layout_lines(writer, rng, h, pitch)
     elif layout == "worksheet":
         _layout_worksheet(writer, rng, h, pitch, small=small)
     elif layout == "negatives":
-        _layout_scattered(writer, rng, h, p_target=0.0,
-                          max_frac=SMALL_MAX_FRAC / 1.25 if small else 0.25)
+        _layout_scattered(writer, rng, h, p_target=0.0, max_frac=scatter_max)
     if layout == "empty" or rng.random() < 0.15:
         draw_marks(writer, rng, int(rng.integers(1, 5)), _log_uniform(rng, 0.05, 0.3) * h)
     frame = cv2.warpPerspective(page, hom, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -200,7 +200,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
                                                 np.zeros((0, 4))))
         det_cls.append(cls)
         det_conf.append(conf)
-        hit_conf = np.zeros(len(gt_cls))
+        hit_conf = np.empty(len(gt_cls))  # filled by match_image
         det_tp.append(match_image(xyxy, conf, cls, gt_xyxy, gt_cls, gt_conf=hit_conf))
         gt_hit_conf.append(hit_conf)
         # rounded: a label at exactly an edge (2.5 %) must not fall below it by float error
