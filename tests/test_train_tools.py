@@ -302,6 +302,29 @@ def test_pipeline_plan_skips_done_stages_and_resumes(tmp_path, capsys):
     assert "--resume" not in text  # new data: the interrupted run is not continued
 
 
+@pytest.mark.parametrize("extra, export_imgsz", [
+    ([], "--imgsz 640 --out"),  # default: the training size
+    (["--export-imgsz", "480", "832"], "--imgsz 480 832 --out"),
+    (["--export-imgsz", "512"], "--imgsz 512 --out"),
+    (["--export-imgsz", "1", "2", "3"], SystemExit),
+])
+def test_pipeline_exports_at_the_asked_input(tmp_path, capsys, extra, export_imgsz):
+    from hanja_live.train import pipeline
+
+    argv = ["--out", str(tmp_path / "run"), "--imgsz", "640", "--dry-run"] + extra
+    if export_imgsz is SystemExit:
+        with pytest.raises(SystemExit):
+            pipeline.main(argv)
+        assert "--export-imgsz takes one number or two" in capsys.readouterr().err
+        return
+    pipeline.main(argv)
+    text = capsys.readouterr().out.splitlines()
+    export = [ln for ln in text if "hanja_live.train.export" in ln]
+    train = [ln for ln in text if "hanja_live.train.train" in ln]
+    assert len(export) == 1 and export_imgsz in export[0]
+    assert len(train) == 1 and "--imgsz 640 " in train[0]  # training stays square
+
+
 # ---------------------------------------------------------------------------------- training
 
 def write_tiny_dataset(root, n_train=4, n_val=2, size=64):

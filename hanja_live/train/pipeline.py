@@ -1,8 +1,8 @@
 """The whole offline chain in one reproducible command.
 
     python -m hanja_live.train.pipeline --out runs/hanja --seed 0 --train 20000 --val 1000 \\
-        --test 1000 --model yolov5n --imgsz 416 --epochs 60 [--workers 16] [--device 0] \\
-        [--skip-generate] [--redo STAGE ...] [--dry-run]
+        --test 1000 --model yolov5n --imgsz 416 --epochs 60 [--export-imgsz H W] \\
+        [--workers 16] [--device 0] [--skip-generate] [--redo STAGE ...] [--dry-run]
 
 Stages, each a subprocess running the module's own command line (printed before it runs):
 
@@ -68,8 +68,9 @@ def stage_commands(plan, args, python=sys.executable):
         train += ["--cache", args.cache]
     if getattr(args, "hours", None):
         train += ["--hours", str(args.hours)]
+    export_hw = getattr(args, "export_imgsz", None) or [args.imgsz]
     export = [python, "-m", "hanja_live.train.export", "--weights", str(plan.best),
-              "--imgsz", str(args.imgsz), "--out", str(plan.models["fp32"]),
+              "--imgsz"] + [str(n) for n in export_hw] + ["--out", str(plan.models["fp32"]),
               "--fp16-out", str(plan.models["fp16"])]
     evaluate = [[python, "-m", "hanja_live.train.evaluate", "--model", str(plan.models[p]),
                  "--data", str(plan.data), "--split", "test", "--out", str(plan.reports[p])]
@@ -159,8 +160,9 @@ def _summary(plan, args, timings):
             test[p] = None
     return {
         "settings": {k: getattr(args, k) for k in ("seed", "train", "val", "test", "model",
-                                                   "imgsz", "epochs", "hours", "batch", "workers",
-                                                   "device", "cache", "skip_generate")},
+                                                   "imgsz", "export_imgsz", "epochs", "hours",
+                                                   "batch", "workers", "device", "cache",
+                                                   "skip_generate")},
         "paths": {"out": str(plan.out), "data_yaml": str(plan.data_yaml),
                   "run_dir": str(plan.run_dir), "best_weights": str(plan.best),
                   "onnx_fp32": str(plan.models["fp32"]), "onnx_fp16": str(plan.models["fp16"]),
@@ -181,7 +183,11 @@ def build_parser():
     p.add_argument("--val", type=int, default=1000, help="validation images")
     p.add_argument("--test", type=int, default=1000, help="test images")
     p.add_argument("--model", default="yolov5n", help="architecture: yolov5n, yolov5s, ...")
-    p.add_argument("--imgsz", type=int, default=416)
+    p.add_argument("--imgsz", type=int, default=416, help="training input size (square)")
+    p.add_argument("--export-imgsz", type=int, nargs="+", metavar="N",
+                   help="network input of the exported model, H W or one side (default: --imgsz); "
+                        "the network is fully convolutional, so 16:9 camera frames can use e.g. "
+                        "480 832 for the pixels a square 640 input spends on padding")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--hours", type=float, help="train for this wall-clock time instead of --epochs")
     p.add_argument("--batch", type=int, default=64)
@@ -196,7 +202,10 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.export_imgsz and len(args.export_imgsz) > 2:
+        parser.error("--export-imgsz takes one number or two (H W)")
     try:
         run_pipeline(args)
     except HanjaLiveError as exc:
