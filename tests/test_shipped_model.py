@@ -64,3 +64,31 @@ def test_fp16_model_agrees_with_fp32(scenes):
         np.testing.assert_array_equal(a.cls, b.cls)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=2.0)
         np.testing.assert_allclose(a.conf, b.conf, atol=0.02)
+
+
+def _hits(detector, image, boxes):
+    detections, _ = detector(image)
+    return sum(any(int(c) == int(cls) and _iou(b, (x1, y1, x2, y2)) >= 0.5
+                   for b, c in zip(detections.xyxy, detections.cls))
+               for cls, x1, y1, x2, y2 in boxes)
+
+
+def test_finds_small_characters_in_720p_frames():
+    """Scattered characters of at most about 6 % of a 1280x720 frame's height, held-out ink.
+
+    The shipped 480x832 input shows such a frame 1.3x larger than a square 640 input; the same
+    weights exported at 640x640 found 53 of these 75 characters, the shipped file 68
+    (models/README.md, Input shape)."""
+    compose = pytest.importorskip("hanja_live.train.compose")
+    detector = _detector(MODEL)
+    h, w = detector.backend.input.shape[2:]
+    assert abs(w / float(h) - 16 / 9.0) < 0.05, \
+        "the shipped model's input %dx%d is not about 16:9 like the app's 1280x720 capture" % (w, h)
+    found = total = 0
+    for seed in range(16):
+        image, boxes = compose.make_sample(np.random.default_rng(2000 + seed), "test", size=(720, 1280),
+                                           layout="scattered", small_share=1.0)
+        found += _hits(detector, image, boxes)
+        total += len(boxes)
+    assert total >= 60
+    assert found >= 0.8 * total, "%d of %d small characters found" % (found, total)
