@@ -10,6 +10,8 @@ fp16. Reordering with cv2.split into RGB planes, then one contiguous ufunc (plus
 cv2.convertFp16 for fp16), beats one strided ufunc from the BGR canvas: 0.55 / 1.67 /
 1.06-1.10 / 3.6-3.7 ms for the same four. INTER_AREA costs 2.4 ms against 0.18 ms for
 INTER_LINEAR when shrinking 1280x720 to 416x234, so INTER_LINEAR is used everywhere.
+Into the default 480x832 fp32 input it takes 0.93-1.01 ms against 0.73-0.78 ms into 640x640
+(same run): the frame is resized to 832x468, 0.33 ms, where 640x360 is an exact halving, 0.12 ms.
 """
 
 from typing import NamedTuple, Optional, Tuple
