@@ -2,6 +2,7 @@
 workspace and flag selection, progress lines, calibration images, atomic writes); the build
 itself without TensorRT must fail with one clear line."""
 
+import hashlib
 import os
 import re
 import sys
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from hanja_live.backends import engine_builder as eb
-from hanja_live.backends.engine_cache import (EngineName, calibration_cache_path, engine_path, gpu_slug,
+from hanja_live.backends.engine_cache import (EngineName, calibration_cache_path, engine_path, gpu_slug, model_digest,
                                               onnx_sibling, parse_engine_name, timing_cache_path, version_tag)
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.paths import PROJECT_DIR
@@ -22,24 +23,43 @@ cv2 = pytest.importorskip("cv2")
 
 # --- engine cache names --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model, gpu, version, precision, engine_dir, expected", [
-    ("models/hanja.onnx", "NVIDIA Tegra X1", "8.2.1.8", "fp16", None,
-     "models/hanja.nvidia-tegra-x1.trt8.2.1.8.fp16.engine"),
-    ("models/hanja.onnx", "Orin (nvgpu)", "10.3.0", "int8", "/var/cache/hanja",
-     "/var/cache/hanja/hanja.orin-nvgpu.trt10.3.0.int8.engine"),
-    ("/m/hanja.v2.onnx", "NVIDIA GeForce RTX 3060 Laptop GPU", "10.13.0.35", "fp32", None,
-     "/m/hanja.v2.nvidia-geforce-rtx-3060-laptop-gpu.trt10.13.0.35.fp32.engine"),
-    ("hanja.onnx", "Xavier", "8.5.2.2.post1", "fp16", "", "hanja.xavier.trt8.5.2.2.fp16.engine"),
-    ("hanja.onnx", "", "8.2.1", "fp16", None, "hanja.unknown-gpu.trt8.2.1.fp16.engine"),
-    ("hanja.onnx", "Xavier", "8.2.1", "bf16", None, ValueError),
-    ("hanja.onnx", "Xavier", "unknown", "fp16", None, ValueError),
+D = "1a2b3c4d"  # a model digest
+
+
+@pytest.mark.parametrize("model, digest, gpu, version, precision, engine_dir, expected", [
+    ("models/hanja.onnx", D, "NVIDIA Tegra X1", "8.2.1.8", "fp16", None,
+     "models/hanja.1a2b3c4d.nvidia-tegra-x1.trt8.2.1.8.fp16.engine"),
+    ("models/hanja.onnx", D, "Orin (nvgpu)", "10.3.0", "int8", "/var/cache/hanja",
+     "/var/cache/hanja/hanja.1a2b3c4d.orin-nvgpu.trt10.3.0.int8.engine"),
+    ("/m/hanja.v2.onnx", D, "NVIDIA GeForce RTX 3060 Laptop GPU", "10.13.0.35", "fp32", None,
+     "/m/hanja.v2.1a2b3c4d.nvidia-geforce-rtx-3060-laptop-gpu.trt10.13.0.35.fp32.engine"),
+    ("hanja.onnx", D, "Xavier", "8.5.2.2.post1", "fp16", "", "hanja.1a2b3c4d.xavier.trt8.5.2.2.fp16.engine"),
+    ("hanja.onnx", D, "", "8.2.1", "fp16", None, "hanja.1a2b3c4d.unknown-gpu.trt8.2.1.fp16.engine"),
+    ("hanja.onnx", D, "Xavier", "8.2.1", "bf16", None, ValueError),
+    ("hanja.onnx", D, "Xavier", "unknown", "fp16", None, ValueError),
+    ("hanja.onnx", "1A2B3C4D", "Xavier", "8.2.1", "fp16", None, ValueError),
+    ("hanja.onnx", "1a2b", "Xavier", "8.2.1", "fp16", None, ValueError),
 ])
-def test_engine_path(model, gpu, version, precision, engine_dir, expected):
+def test_engine_path(model, digest, gpu, version, precision, engine_dir, expected):
     if expected is ValueError:
         with pytest.raises(ValueError):
-            engine_path(model, gpu, version, precision, engine_dir)
+            engine_path(model, digest, gpu, version, precision, engine_dir)
     else:
-        assert engine_path(model, gpu, version, precision, engine_dir) == expected
+        assert engine_path(model, digest, gpu, version, precision, engine_dir) == expected
+
+
+def test_a_changed_model_gets_other_cache_names(tmp_path):
+    """Retrained weights under the same file name (git pull) must not reuse the old engine."""
+    model = tmp_path / "hanja.onnx"
+    model.write_bytes(b"old weights")
+    old = model_digest(str(model))
+    model.write_bytes(b"new weights")
+    new = model_digest(str(model))
+    assert old != new and len(new) == 8
+    assert new == hashlib.sha256(b"new weights").hexdigest()[:8]
+    assert engine_path(str(model), old, "Xavier", "8.2.1", "fp16") != \
+        engine_path(str(model), new, "Xavier", "8.2.1", "fp16")
+    assert calibration_cache_path(str(model), old, "8.2.1") != calibration_cache_path(str(model), new, "8.2.1")
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -69,12 +89,18 @@ def test_side_cache_names():
     assert timing_cache_path("models/hanja.onnx", "NVIDIA Tegra X1", "8.2.1.8") == \
         "models/hanja.nvidia-tegra-x1.trt8.2.1.8.timing.cache"
     assert timing_cache_path("models/hanja.onnx", "Xavier", "8.5.2", "/c") == "/c/hanja.xavier.trt8.5.2.timing.cache"
-    assert calibration_cache_path("models/hanja.onnx", "8.2.1.8") == "models/hanja.trt8.2.1.8.int8.calib"
+    assert calibration_cache_path("models/hanja.onnx", D, "8.2.1.8") == "models/hanja.1a2b3c4d.trt8.2.1.8.int8.calib"
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("hanja.nvidia-tegra-x1.trt8.2.1.8.fp16.engine", EngineName("hanja", "nvidia-tegra-x1", "8.2.1.8", "fp16")),
-    ("/x/hanja.v2.xavier.trt10.3.0.int8.engine", EngineName("hanja.v2", "xavier", "10.3.0", "int8")),
+    ("hanja.1a2b3c4d.nvidia-tegra-x1.trt8.2.1.8.fp16.engine",
+     EngineName("hanja", D, "nvidia-tegra-x1", "8.2.1.8", "fp16")),
+    ("/x/hanja.v2.1a2b3c4d.xavier.trt10.3.0.int8.engine", EngineName("hanja.v2", D, "xavier", "10.3.0", "int8")),
+    # named before digests were added
+    ("hanja.nvidia-tegra-x1.trt8.2.1.8.fp16.engine", EngineName("hanja", None, "nvidia-tegra-x1", "8.2.1.8", "fp16")),
+    ("/x/hanja.v2.xavier.trt10.3.0.int8.engine", EngineName("hanja.v2", None, "xavier", "10.3.0", "int8")),
+    # a stem part that looks like a digest stays in the stem
+    ("m.deadbeef.1a2b3c4d.xavier.trt8.2.fp16.engine", EngineName("m.deadbeef", D, "xavier", "8.2", "fp16")),
     ("hanja.engine", None),
     ("hanja.xavier.trt8.2.bf16.engine", None),
     ("hanja.Xavier.trt8.2.fp16.engine", None),
@@ -85,13 +111,13 @@ def test_parse_engine_name(name, expected):
 
 
 def test_engine_name_round_trip():
-    path = engine_path("/m/hanja.v2.onnx", "NVIDIA Tegra X1", "8.2.1.8", "fp16")
-    assert parse_engine_name(path) == EngineName("hanja.v2", "nvidia-tegra-x1", "8.2.1.8", "fp16")
+    path = engine_path("/m/hanja.v2.onnx", D, "NVIDIA Tegra X1", "8.2.1.8", "fp16")
+    assert parse_engine_name(path) == EngineName("hanja.v2", D, "nvidia-tegra-x1", "8.2.1.8", "fp16")
 
 
 def test_onnx_sibling(tmp_path):
     (tmp_path / "hanja.onnx").write_bytes(b"x")
-    built = str(tmp_path / "hanja.nvidia-tegra-x1.trt8.2.1.8.fp16.engine")
+    built = str(tmp_path / "hanja.1a2b3c4d.nvidia-tegra-x1.trt8.2.1.8.fp16.engine")
     assert onnx_sibling(built) == str(tmp_path / "hanja.onnx")
     assert onnx_sibling(str(tmp_path / "hanja.engine")) == str(tmp_path / "hanja.onnx")
     assert onnx_sibling(str(tmp_path / "other.engine")) is None

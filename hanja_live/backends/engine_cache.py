@@ -1,30 +1,54 @@
 """Where built TensorRT engines, timing caches and INT8 calibration caches are kept.
 
-A serialized engine runs only on the GPU model and the exact TensorRT version that built it,
-so both go into the file name together with the precision:
+A serialized engine holds one version of the model's weights and runs only on the GPU model
+and the exact TensorRT version that built it, so all three go into the file name together with
+the precision:
 
-    <stem>.<gpu-slug>.trt<version>.<fp16|fp32|int8>.engine
+    <stem>.<model digest>.<gpu-slug>.trt<version>.<fp16|fp32|int8>.engine
 
-A board upgraded to a new JetPack, or a model file copied to another board, then finds no
-matching engine and builds a fresh one instead of failing to deserialize a stale one.
+A board upgraded to a new JetPack, a model file copied to another board, or a model replaced
+by a retrained one under the same name (``git pull``) then finds no matching engine and builds
+a fresh one, instead of failing to deserialize a stale one or running the old weights.
 """
 
+import hashlib
 import os
 import re
 from typing import NamedTuple, Optional
 
 PRECISIONS = ("fp16", "fp32", "int8")
 
+DIGEST_CHARS = 8  # hex digits of the model file's SHA-256 kept in cache names
+
+# the digest is optional so that engines named before it was added still parse
 _ENGINE_NAME = re.compile(
-    r"^(?P<stem>.+)\.(?P<gpu>[a-z0-9-]+)\.trt(?P<version>\d+(?:\.\d+)*)\.(?P<precision>fp16|fp32|int8)\.engine$"
+    r"^(?P<stem>.+?)(?:\.(?P<digest>[0-9a-f]{%d}))?\.(?P<gpu>[a-z0-9-]+)\.trt(?P<version>\d+(?:\.\d+)*)"
+    r"\.(?P<precision>fp16|fp32|int8)\.engine$" % DIGEST_CHARS
 )
 
 
 class EngineName(NamedTuple):
     stem: str  # the model's file name without extension
+    digest: Optional[str]  # model_digest() of the model it was built from; None in older names
     gpu: str  # gpu_slug() of the GPU that built it
     version: str  # TensorRT version, e.g. "8.2.1.8"
     precision: str  # one of PRECISIONS
+
+
+def model_digest(model_path):
+    # type: (str) -> str
+    """The first DIGEST_CHARS hex digits of the SHA-256 of the model file's bytes."""
+    sha = hashlib.sha256()
+    with open(model_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:DIGEST_CHARS]
+
+
+def _check_digest(digest):
+    if not re.match(r"^[0-9a-f]{%d}$" % DIGEST_CHARS, str(digest)):
+        raise ValueError("model digest must be %d lowercase hex digits (model_digest()), got %r"
+                         % (DIGEST_CHARS, digest))
 
 
 def gpu_slug(gpu_name):
@@ -54,12 +78,14 @@ def _base(model_path, engine_dir):
     return os.path.join(folder, stem)
 
 
-def engine_path(model_path, gpu_name, trt_version, precision, engine_dir=None):
-    # type: (str, str, str, str, Optional[str]) -> str
-    """The cached engine for ``model_path`` beside it, or in ``engine_dir`` when given."""
+def engine_path(model_path, digest, gpu_name, trt_version, precision, engine_dir=None):
+    # type: (str, str, str, str, str, Optional[str]) -> str
+    """The cached engine for ``model_path`` (whose model_digest() is ``digest``) beside it, or
+    in ``engine_dir`` when given."""
     _check_precision(precision)
-    return "%s.%s.trt%s.%s.engine" % (_base(model_path, engine_dir), gpu_slug(gpu_name),
-                                      version_tag(trt_version), precision)
+    _check_digest(digest)
+    return "%s.%s.%s.trt%s.%s.engine" % (_base(model_path, engine_dir), digest, gpu_slug(gpu_name),
+                                         version_tag(trt_version), precision)
 
 
 def timing_cache_path(model_path, gpu_name, trt_version, engine_dir=None):
@@ -69,10 +95,11 @@ def timing_cache_path(model_path, gpu_name, trt_version, engine_dir=None):
                                          version_tag(trt_version))
 
 
-def calibration_cache_path(model_path, trt_version, engine_dir=None):
-    # type: (str, str, Optional[str]) -> str
-    """INT8 calibration scales; they depend on the model and TensorRT, not on the GPU."""
-    return "%s.trt%s.int8.calib" % (_base(model_path, engine_dir), version_tag(trt_version))
+def calibration_cache_path(model_path, digest, trt_version, engine_dir=None):
+    # type: (str, str, str, Optional[str]) -> str
+    """INT8 calibration scales; they depend on the model's weights and TensorRT, not on the GPU."""
+    _check_digest(digest)
+    return "%s.%s.trt%s.int8.calib" % (_base(model_path, engine_dir), digest, version_tag(trt_version))
 
 
 def parse_engine_name(path):
@@ -81,15 +108,15 @@ def parse_engine_name(path):
     match = _ENGINE_NAME.match(os.path.basename(path))
     if match is None:
         return None
-    return EngineName(match.group("stem"), match.group("gpu"), match.group("version"),
-                      match.group("precision"))
+    return EngineName(match.group("stem"), match.group("digest"), match.group("gpu"),
+                      match.group("version"), match.group("precision"))
 
 
 def onnx_sibling(path):
     # type: (str) -> Optional[str]
     """The ONNX model an engine was built from, when it lies beside the engine.
 
-    ``x.nvidia-tegra-x1.trt8.2.1.8.fp16.engine`` and ``x.engine`` both point to ``x.onnx``.
+    ``x.1a2b3c4d.nvidia-tegra-x1.trt8.2.1.8.fp16.engine`` and ``x.engine`` both point to ``x.onnx``.
     """
     parsed = parse_engine_name(path)
     stem = parsed.stem if parsed else os.path.splitext(os.path.basename(path))[0]

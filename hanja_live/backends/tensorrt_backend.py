@@ -15,8 +15,8 @@ from ..errors import HanjaLiveError, ModelError
 from .base import Backend
 from .engine_builder import (QDQ_OPS, build_engine, choose_precision, fast_fp16_for_compute_capability,
                              import_tensorrt, shared_logger)
-from .engine_cache import (calibration_cache_path, engine_path, onnx_sibling, parse_engine_name,
-                           timing_cache_path)
+from .engine_cache import (calibration_cache_path, engine_path, model_digest, onnx_sibling,
+                           parse_engine_name, timing_cache_path)
 from .loader import check_input_shape, check_network_shapes, one_line, read_onnx, resolve_model_info
 
 if TYPE_CHECKING:
@@ -267,6 +267,9 @@ class TRTWrapper(Backend):
         engine = self._deserialize(path)
         if engine is not None:
             parsed = parse_engine_name(path)
+            if parsed and parsed.digest and onnx_file and model_digest(onnx_file) != parsed.digest:
+                self._log("warning: %s was built from another version of %s; running it as asked (pass "
+                          "the .onnx model to build an engine of the current one)" % (path, onnx_file))
             self.precision = parsed.precision if parsed else "unknown"
             self.detail = "engine %s" % path
             return engine, path, onnx_file
@@ -284,10 +287,11 @@ class TRTWrapper(Backend):
         summary = read_onnx(onnx_file)
         check_input_shape(onnx_file, summary.input_shape)
         fast_fp16, fast_int8 = self._platform(ask_builder=precision in ("auto", "int8"))
-        calib_cache = calibration_cache_path(onnx_file, self.version, engine_dir)
+        digest = model_digest(onnx_file)
+        calib_cache = calibration_cache_path(onnx_file, digest, self.version, engine_dir)
         chosen, why = choose_precision(precision, fast_fp16, fast_int8, bool(QDQ_OPS & summary.op_types),
                                        calib_dir, calib_cache)
-        target = engine_path(onnx_file, gpu, self.version, chosen, engine_dir)
+        target = engine_path(onnx_file, digest, gpu, self.version, chosen, engine_dir)
         engine = self._deserialize(target)
         how = "cached"
         if engine is None:
