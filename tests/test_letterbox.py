@@ -70,6 +70,14 @@ CASES = [
                  (416 / 401.0, 0, 52), id="odd-padding"),
     pytest.param((720, 1280, 3), (300, 200, 700, 500), (384, 640), np.float32,
                  (0.5, 0, 12), id="non-square-input"),
+    # the shipped 480x832 input: 720 * 0.65 = 468 rows, 12 rows of padding
+    pytest.param((720, 1280, 3), (301, 203, 650, 611), (480, 832), np.float32,
+                 (0.65, 0, 6), id="720p-shipped-832"),
+    pytest.param((720, 1280, 3), (301, 203, 650, 611), (480, 832), np.float16,
+                 (0.65, 0, 6), id="720p-shipped-832-fp16"),
+    # 4:3 into it: the height sets the scale, bars left and right
+    pytest.param((960, 1280, 3), (100, 50, 900, 900), (480, 832), np.float32,
+                 (0.5, 96, 0), id="4:3-shipped-832"),
     pytest.param((720, 1280, 3), None, (400, 416), np.float32,
                  (ModelError, "model input 416x400 is not a multiple of stride 32"),
                  id="error-input-not-stride-multiple"),
