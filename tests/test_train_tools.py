@@ -301,21 +301,35 @@ def test_pipeline_plan_skips_done_stages_and_resumes(tmp_path, capsys):
     assert "hanja_live.train.dataset" in text
     assert "--resume" not in text  # new data: the interrupted run is not continued
 
+    # a finished stage whose settings changed is kept, with a warning naming --redo
+    commands = pipeline.stage_commands(plan, pipeline.build_parser().parse_args(argv))
+    resumed = [commands["train"][0] + ["--resume"]]  # recorded as run; still the same settings
+    plan.marker("train").write_text(json.dumps({"commands": resumed}), encoding="utf-8")
+    plan.marker("export").write_text(json.dumps({"commands": commands["export"]}), encoding="utf-8")
+    pipeline.main(argv)
+    assert "warning: export ran with other settings" not in capsys.readouterr().out
+    pipeline.main(argv + ["--export-imgsz", "480", "832"])
+    text = capsys.readouterr().out
+    assert "export done before, skipped" in text
+    assert "warning: export ran with other settings than these" in text and "--redo export" in text
+
 
 @pytest.mark.parametrize("extra, export_imgsz", [
     ([], "--imgsz 640 --out"),  # default: the training size
     (["--export-imgsz", "480", "832"], "--imgsz 480 832 --out"),
     (["--export-imgsz", "512"], "--imgsz 512 --out"),
-    (["--export-imgsz", "1", "2", "3"], SystemExit),
+    (["--export-imgsz", "32", "64", "96"], "takes one number or two"),
+    (["--export-imgsz", "480", "840"], "give multiples of 32"),
+    (["--export-imgsz", "0"], "give multiples of 32"),
 ])
 def test_pipeline_exports_at_the_asked_input(tmp_path, capsys, extra, export_imgsz):
     from hanja_live.train import pipeline
 
     argv = ["--out", str(tmp_path / "run"), "--imgsz", "640", "--dry-run"] + extra
-    if export_imgsz is SystemExit:
+    if not export_imgsz.startswith("--imgsz"):
         with pytest.raises(SystemExit):
             pipeline.main(argv)
-        assert "--export-imgsz takes one number or two" in capsys.readouterr().err
+        assert export_imgsz in capsys.readouterr().err
         return
     pipeline.main(argv)
     text = capsys.readouterr().out.splitlines()

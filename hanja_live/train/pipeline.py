@@ -91,6 +91,11 @@ def _run(cmd, dry_run):
                              f"and run the pipeline again (finished stages are skipped)")
 
 
+def _without_resume(commands):
+    """A stage's recorded commands as first planned: an interrupted training resumed with --resume."""
+    return [[a for a in cmd if a != "--resume"] for cmd in commands]
+
+
 def run_pipeline(args, python=sys.executable):
     """Run the stages that are not done yet; returns the summary dict."""
     plan = Plan(args.out, args.model)
@@ -108,6 +113,11 @@ def run_pipeline(args, python=sys.executable):
             continue
         if marker.is_file() and not forced:
             print(f"pipeline: {stage} done before, skipped ({marker})", flush=True)
+            done_with = json.loads(marker.read_text(encoding="utf-8")).get("commands")
+            if done_with is not None and _without_resume(done_with) != commands[stage]:
+                print(f"pipeline: warning: {stage} ran with other settings than these; its output is "
+                      f"kept. Add --redo {stage} to run it (and the stages after it) with these",
+                      flush=True)
             continue
         rerun = True
         cmds = commands[stage]
@@ -206,6 +216,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.export_imgsz and len(args.export_imgsz) > 2:
         parser.error("--export-imgsz takes one number or two (H W)")
+    if args.export_imgsz and any(n <= 0 or n % 32 for n in args.export_imgsz):
+        parser.error("--export-imgsz %s: give multiples of 32, the network's largest stride "
+                     "(e.g. 480 832)" % " ".join(map(str, args.export_imgsz)))
     try:
         run_pipeline(args)
     except HanjaLiveError as exc:
