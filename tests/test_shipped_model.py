@@ -23,6 +23,13 @@ def _iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
+def _hits(detector, image, boxes):
+    detections, _ = detector(image)
+    return sum(any(int(c) == int(cls) and _iou(b, (x1, y1, x2, y2)) >= 0.5
+                   for b, c in zip(detections.xyxy, detections.cls))
+               for cls, x1, y1, x2, y2 in boxes)
+
+
 def _detector(path):
     model = load_config(overrides={"model": {"path": path}}).model
     return load_detector(model)
@@ -42,12 +49,7 @@ def scenes():
 
 def test_finds_single_held_out_characters(scenes):
     detector = _detector(MODEL)
-    hits = 0
-    for image, boxes in scenes:
-        detections, _ = detector(image)
-        cls, x1, y1, x2, y2 = boxes[0]
-        hits += any(int(c) == int(cls) and _iou(b, (x1, y1, x2, y2)) >= 0.5
-                    for b, c in zip(detections.xyxy, detections.cls))
+    hits = sum(_hits(detector, image, boxes[:1]) for image, boxes in scenes)
     # all 24 are found by the shipped model (mAP50 over all layouts: see models/README.md)
     assert hits >= 0.75 * len(scenes), "%d of %d found" % (hits, len(scenes))
 
@@ -64,13 +66,6 @@ def test_fp16_model_agrees_with_fp32(scenes):
         np.testing.assert_array_equal(a.cls, b.cls)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=2.0)
         np.testing.assert_allclose(a.conf, b.conf, atol=0.02)
-
-
-def _hits(detector, image, boxes):
-    detections, _ = detector(image)
-    return sum(any(int(c) == int(cls) and _iou(b, (x1, y1, x2, y2)) >= 0.5
-                   for b, c in zip(detections.xyxy, detections.cls))
-               for cls, x1, y1, x2, y2 in boxes)
 
 
 def test_finds_small_characters_in_720p_frames():

@@ -26,6 +26,8 @@ _ENGINE_NAME = re.compile(
     r"\.(?P<precision>fp16|fp32|int8)\.engine$" % DIGEST_CHARS
 )
 
+_DIGEST = re.compile(r"^[0-9a-f]{%d}$" % DIGEST_CHARS)
+
 
 class EngineName(NamedTuple):
     stem: str  # the model's file name without extension
@@ -46,7 +48,7 @@ def model_digest(model_path):
 
 
 def _check_digest(digest):
-    if not re.match(r"^[0-9a-f]{%d}$" % DIGEST_CHARS, str(digest)):
+    if not _DIGEST.match(str(digest)):
         raise ValueError("model digest must be %d lowercase hex digits (model_digest()), got %r"
                          % (DIGEST_CHARS, digest))
 
