@@ -667,9 +667,9 @@ def _cell(figure, fmt="%.1f"):
 def _print_header(out, report):
     model, settings = report["model"], report["settings"]
     out.write("hanja_live bench: %s\n" % report["source"]["description"])
-    out.write("model %s: %s %s, input %dx%d (%s)\n" % (
-        model["path"], model["backend"], model["precision"], model["input_hw"][1],
-        model["input_hw"][0], model["detail"]))
+    out.write("model %s: %s %s (%s), input %dx%d (WxH)\n" % (
+        model["path"], model["backend"], model["precision"], model["detail"],
+        model["input_hw"][1], model["input_hw"][0]))
     limit = []
     if settings["frames"]:
         limit.append("%d frames" % settings["frames"])

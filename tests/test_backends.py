@@ -132,7 +132,7 @@ def test_backend_contract(tmp_path, backend_name, layout, dtype, ort_precision):
     assert len(lines) == 1, lines
     line = lines[0]
     assert line.startswith("backend: %s " % backend_name)
-    assert ", %s, model %s 32x32" % (backend.precision, path) in line
+    assert ", %s, model %s, input 32x32 (WxH)" % (backend.precision, path) in line
     assert "\n" not in line
     if backend_name == "onnxruntime":
         assert "CPUExecutionProvider" in line
@@ -525,3 +525,15 @@ def test_tensor_name_io_refused_address_is_an_error():
     io = TensorNameIO(NamedEngine(), FAKE_TRT)
     with pytest.raises(HanjaLiveError, match="refused the buffer of tensor 'refused'"):
         io.bind(Context(), {"refused": 1})
+
+
+def test_load_line_gives_a_wide_input_as_width_x_height(tmp_path):
+    # a 64-high, 96-wide input must read "96x64": frames are logged W x H too (1280x720)
+    from conftest import anchor_free_raw, make_constant_yolo_model
+
+    path = make_constant_yolo_model(tmp_path / "wide.onnx", anchor_free_raw([(48, 32, 20, 10)], [2], [0.9]),
+                                    input_hw=(64, 96))
+    lines = []
+    with load_backend(str(path), backend="onnxruntime", log=lines.append) as backend:
+        assert backend.info.input_hw == (64, 96)
+    assert ", model %s, input 96x64 (WxH)" % path in lines[0]

@@ -211,6 +211,22 @@ def test_rerun_with_fewer_images_removes_the_extra_ones(tmp_path):
     assert os.listdir(tmp_path / "images" / "test") == ["test_000000.jpg"]
 
 
+def test_test_split_at_its_own_size_is_the_test_split_of_that_size(tmp_path):
+    # --test-size renders held-out frames as a camera delivers them, while training images stay small;
+    # the test images are the ones a whole set of that size would hold
+    mixed, whole = tmp_path / "mixed", tmp_path / "whole"
+    dataset.main(["--out", str(mixed), "--train", "2", "--test", "2", "--seed", "4", "--size", "128",
+                  "--test-size", "256", "--quiet"])
+    dataset.main(["--out", str(whole), "--test", "2", "--seed", "4", "--size", "256", "--quiet"])
+    for name in ("train_000000.jpg", "train_000001.jpg"):
+        assert max(cv2.imread(str(mixed / "images" / "train" / name)).shape[:2]) == 128
+    for name in ("test_000000.jpg", "test_000001.jpg"):
+        with open(str(mixed / "images" / "test" / name), "rb") as a, open(str(whole / "images" / "test" / name), "rb") as b:
+            assert a.read() == b.read(), name
+    info = json.loads((mixed / "generator.json").read_text())
+    assert (info["long_side"], info["test_long_side"]) == (128, 256)
+
+
 def test_paper_blend_without_blend_linear(monkeypatch):
     rng_args = [5, 5]  # same scene both ways
     page = np.full((60, 80, 3), 200, np.uint8)
@@ -259,6 +275,7 @@ def test_same_seed_same_image_other_seed_other_image():
 
 @pytest.mark.parametrize("argv, message", [
     (["--train", "2", "--size", "63"], "--size 63"),
+    (["--test", "2", "--test-size", "1279"], "--test-size 1279"),
     (["--train", "2", "--workers", "0"], "--workers 0"),
     ([], "nothing to write"),
 ])

@@ -284,6 +284,8 @@ def test_pipeline_plan_skips_done_stages_and_resumes(tmp_path, capsys):
                                                            "evaluate")]
     assert order == sorted(order)
     assert "--train 10 --val 2 --test 3 --seed 0" in text and "--device 0" in text
+    # training images small, test frames as a 720p camera delivers them
+    assert "--size 640 --test-size 1280" in text
     assert text.count("hanja_live.train.evaluate") == 2  # fp32 and fp16
 
     plan = pipeline.Plan(out, "yolov5n")

@@ -277,7 +277,7 @@ def tensorrt_status():
 def _describe(backend, model_path, reason):
     detail = "; ".join(part for part in (backend.detail, reason) if part)
     h, w = backend.info.input_hw
-    return "backend: %s %s (%s), %s, model %s %dx%d" % (
+    return "backend: %s %s (%s), %s, model %s, input %dx%d (WxH)" % (
         backend.name, getattr(backend, "version", ""), detail, backend.precision, model_path, w, h)
 
 

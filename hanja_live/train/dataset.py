@@ -1,14 +1,16 @@
 """Generate the synthetic YOLO data set of handwritten hanja numerals.
 
     python -m hanja_live.train.dataset --out DIR --train N --val N --test N --seed S \\
-        [--workers K] [--size 640] [--preview N]
+        [--workers K] [--size 640] [--test-size 1280] [--preview N]
 
 writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one
 "cls cx cy w h" line per character, normalised) and DIR/data.yaml. Every image is seeded from
 (seed, split, index) alone, so the files are the same whatever the number of workers. "val"
 draws from the training ink sources with its own seeds; "test" uses the held-out ink sources
 (fonts and stroke sets the training split never sees) and its own seeds too. --preview N also
-writes DIR/preview/*.jpg: the first N training images with their boxes drawn.
+writes DIR/preview/*.jpg: the first N training images with their boxes drawn. --test-size
+renders the test split at another long side than --size, e.g. at the 1280x720 a camera
+delivers while training images stay small.
 """
 
 import argparse
@@ -151,9 +153,14 @@ def _tasks(out, split, count, seed, long_side, workers, small_share=0.0):
         yield (out, split, start, min(start + chunk, count), seed, long_side, small_share)
 
 
-def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_share=0.0):
-    # type: (str, Dict[str, int], int, int, int, bool, float) -> None
-    """Write the data set: counts maps split -> number of images."""
+def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_share=0.0,
+             test_long_side=None):
+    # type: (str, Dict[str, int], int, int, int, bool, float, Optional[int]) -> None
+    """Write the data set: counts maps split -> number of images; the test split's images
+    have ``test_long_side`` pixels on their long side (default: ``long_side``)."""
+    sides = {split: long_side for split in SPLITS}
+    if test_long_side is not None:
+        sides["test"] = test_long_side
     for split in SPLITS:
         for sub in ("images", "labels"):
             os.makedirs(os.path.join(out, sub, split), exist_ok=True)
@@ -171,7 +178,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
             if count <= 0:
                 continue
             bar = Progress(split, count) if progress else None
-            tasks = _tasks(out, split, count, seed, long_side, workers, small_share)
+            tasks = _tasks(out, split, count, seed, sides[split], workers, small_share)
             results = pool.imap_unordered(_write_range, tasks) if pool else map(_write_range, tasks)
             for n in results:
                 if bar:
@@ -187,6 +194,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
     write_data_yaml(out)
     with open(os.path.join(out, "generator.json"), "w") as f:
         json.dump({"seed": seed, "counts": {s: counts.get(s, 0) for s in SPLITS}, "long_side": long_side,
+                   "test_long_side": sides["test"],
                    "ink_splits": INK_SPLIT, "small_share": small_share}, f, indent=1)
 
 
@@ -252,6 +260,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--size", type=int, default=640, help="long side of the images in pixels")
+    parser.add_argument("--test-size", type=int,
+                        help="long side of the test split's images (default: --size), e.g. 1280 to "
+                             "score a model on frames as a 720p camera delivers them")
     parser.add_argument("--preview", type=_count, default=0, help="also write N training images with boxes drawn")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--small-share", type=float, default=0.0,
@@ -264,8 +275,9 @@ def parse_args(argv=None):
 def main(argv=None):
     # type: (Optional[Sequence[str]]) -> int
     args = parse_args(argv)
-    if args.size < 64 or args.size % 2:
-        raise ConfigError("--size %d: give an even long side of at least 64 pixels, e.g. --size 640" % args.size)
+    for flag, side in (("--size", args.size), ("--test-size", args.test_size)):
+        if side is not None and (side < 64 or side % 2):
+            raise ConfigError("%s %d: give an even long side of at least 64 pixels, e.g. %s 640" % (flag, side, flag))
     if not 0.0 <= args.small_share <= 1.0:
         raise ConfigError("--small-share %g: give a share from 0 to 1, e.g. 0.3" % args.small_share)
     if args.workers < 1:
@@ -275,7 +287,7 @@ def main(argv=None):
         raise ConfigError("nothing to write: give --train/--val/--test counts or --preview N")
     if any(counts.values()):
         generate(args.out, counts, args.seed, args.workers, args.size, progress=not args.quiet,
-                 small_share=args.small_share)
+                 small_share=args.small_share, test_long_side=args.test_size)
         print(os.path.join(args.out, "data.yaml"))
     if args.preview:
         paths = write_preview(args.out, args.preview, args.seed, args.size)

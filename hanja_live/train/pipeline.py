@@ -2,6 +2,7 @@
 
     python -m hanja_live.train.pipeline --out runs/hanja --seed 0 --train 20000 --val 1000 \\
         --test 1000 --model yolov5n --imgsz 416 --epochs 60 [--export-imgsz H W] \\
+        [--size 640] [--test-size 1280] \\
         [--workers 16] [--device 0] [--skip-generate] [--redo STAGE ...] [--dry-run]
 
 Stages, each a subprocess running the module's own command line (printed before it runs):
@@ -56,7 +57,8 @@ def stage_commands(plan, args, python=sys.executable):
     """{stage: [argv, ...]} for the settings in ``args`` (an argparse namespace)."""
     generate = [python, "-m", "hanja_live.train.dataset", "--out", str(plan.data),
                 "--train", str(args.train), "--val", str(args.val), "--test", str(args.test),
-                "--seed", str(args.seed), "--workers", str(args.workers)]
+                "--seed", str(args.seed), "--workers", str(args.workers),
+                "--size", str(args.size), "--test-size", str(args.test_size)]
     train = [python, "-m", "hanja_live.train.train", "--data", str(plan.data_yaml),
              "--model", args.model, "--imgsz", str(args.imgsz), "--epochs", str(args.epochs),
              "--batch", str(args.batch), "--workers", str(args.workers),
@@ -169,8 +171,8 @@ def _summary(plan, args, timings):
         else:
             test[p] = None
     return {
-        "settings": {k: getattr(args, k) for k in ("seed", "train", "val", "test", "model",
-                                                   "imgsz", "export_imgsz", "epochs", "hours",
+        "settings": {k: getattr(args, k) for k in ("seed", "train", "val", "test", "size",
+                                                   "test_size", "model", "imgsz", "export_imgsz", "epochs", "hours",
                                                    "batch", "workers", "device", "cache",
                                                    "skip_generate")},
         "paths": {"out": str(plan.out), "data_yaml": str(plan.data_yaml),
@@ -192,6 +194,10 @@ def build_parser():
     p.add_argument("--train", type=int, default=20000, help="training images to generate")
     p.add_argument("--val", type=int, default=1000, help="validation images")
     p.add_argument("--test", type=int, default=1000, help="test images")
+    p.add_argument("--size", type=int, default=640, help="long side of the training and validation images")
+    p.add_argument("--test-size", type=int, default=1280,
+                   help="long side of the test images: 1280 scores the model on 1280x720 and "
+                        "1280x960 frames, as the app's camera delivers them")
     p.add_argument("--model", default="yolov5n", help="architecture: yolov5n, yolov5s, ...")
     p.add_argument("--imgsz", type=int, default=416, help="training input size (square)")
     p.add_argument("--export-imgsz", type=int, nargs="+", metavar="N",
