@@ -6,6 +6,7 @@ in onnxruntime; training only where torch and ultralytics are installed.
 """
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -343,6 +344,53 @@ def test_pipeline_exports_at_the_asked_input(tmp_path, capsys, extra, export_img
 
 # ---------------------------------------------------------------------------------- training
 
+class _EpochLoop(object):
+    """The parts of ultralytics' trainer that TimedMosaicClose touches, driven epoch by epoch."""
+
+    def __init__(self):
+        self.epoch, self.epochs, self.closed_at, self.resets = 0, 0, [], 0
+        self.train_loader = self
+
+    def _close_dataloader_mosaic(self):
+        self.closed_at.append(self.epoch)
+
+    def reset(self):
+        self.resets += 1
+
+
+@pytest.mark.parametrize("fitted, closes_at", [
+    # the epoch count seen at each epoch's start: --epochs before the first epoch, then the re-fit
+    ([60, 5, 5, 5, 5], 4),  # --epochs 60 and a budget for 5: ultralytics' own count never fired
+    ([60, 8, 8, 8, 8, 8, 8, 8], 7),
+    ([60] + [20] * 19, 18),  # 10 % of 20: the last two epochs
+    ([60] + [20] * 17 + [19], 18),  # the re-fit shrinks past the epoch the last count named
+    ([60], None),  # one epoch fits: not known in time, mosaic stays
+])
+def test_timed_run_closes_mosaic_for_its_last_epochs(fitted, closes_at):
+    from hanja_live.train.train import TimedMosaicClose
+
+    callback, loop = TimedMosaicClose(), _EpochLoop()
+    for epoch, epochs in enumerate(fitted):
+        loop.epoch, loop.epochs = epoch, epochs
+        callback(loop)
+    assert loop.closed_at == ([] if closes_at is None else [closes_at])
+    assert loop.resets == len(loop.closed_at)
+
+
+def test_schedule_args_by_run_length():
+    from hanja_live.train.train import TimedMosaicClose, schedule_args
+
+    assert schedule_args(60, None) == ({"mosaic": 1.0, "close_mosaic": 6}, {})
+    assert schedule_args(5, None) == ({"mosaic": 1.0, "close_mosaic": 1}, {})
+    assert schedule_args(5, None, mosaic=False) == ({"mosaic": 0.0, "close_mosaic": 0}, {})
+    assert schedule_args(5, 0.1, mosaic=False) == ({"time": 0.1, "mosaic": 0.0, "close_mosaic": 0}, {})
+    timed, callbacks = schedule_args(60, 0.1)
+    assert timed == {"time": 0.1, "mosaic": 1.0, "close_mosaic": 0}  # ultralytics' --epochs count stands down
+    assert list(callbacks) == ["on_train_epoch_start"]
+    assert isinstance(callbacks["on_train_epoch_start"], TimedMosaicClose)
+    assert schedule_args(60, 0.1)[1]["on_train_epoch_start"] is not callbacks["on_train_epoch_start"]
+
+
 def write_tiny_dataset(root, n_train=4, n_val=2, size=64):
     """White squares with 1..3 dark bars per class 0..2, labelled in YOLO form."""
     rng = np.random.default_rng(0)
@@ -387,3 +435,42 @@ def test_train_one_epoch_on_cpu_then_export(tmp_path, monkeypatch):
     out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 3, 64, 64), np.float32)})[0]
     assert out.shape == (1, 4 + len(CLASS_NAMES), 4 * 4 + 2 * 2 + 8 * 8)
     assert result["fp16_metadata"]["precision"] == "fp16"
+
+
+def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch, capfd):
+    pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
+    pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
+    from hanja_live.train.train import close_mosaic_epochs, train
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
+    monkeypatch.chdir(tmp_path)
+    data_yaml = write_tiny_dataset(tmp_path / "data", n_train=8)
+    # a 14 s budget fits a few dozen sub-second epochs; --epochs 200 (20 without mosaic) must not decide
+    train(str(data_yaml), model="yolov5n", imgsz=64, epochs=200, hours=0.004, batch=4, workers=0,
+          project="runs", name="timed", device="cpu")
+    text = capfd.readouterr()
+    log = (text.out + text.err).replace("\r", "\n")
+    with open(str(tmp_path / "runs" / "timed" / "results.csv")) as f:
+        epochs = len(f.readlines()) - 1
+    assert epochs >= 3, "the budget fitted only %d epochs; the machine is too slow for this check" % epochs
+    assert log.count("Closing dataloader mosaic") == 1
+    # the epochs after the switch are the last ~10 % of those run
+    after = log[log.index("Closing dataloader mosaic"):]
+    # progress rows "  57/63   0G ...": the denominator is the fitted count, which drifts a little
+    trained_after = sorted({int(n) for n in re.findall(r"\s(\d+)/\d+\s+0G\s", after)})
+    assert trained_after == list(range(trained_after[0], epochs + 1))
+    assert abs(len(trained_after) - close_mosaic_epochs(epochs)) <= 1, trained_after
+
+
+def test_no_mosaic_training_on_cpu(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
+    pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
+    from hanja_live.train.train import main
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
+    monkeypatch.chdir(tmp_path)
+    data_yaml = write_tiny_dataset(tmp_path / "data")
+    main(["--data", str(data_yaml), "--imgsz", "64", "--epochs", "1", "--batch", "2", "--workers", "0",
+          "--project", "runs", "--name", "whole", "--device", "cpu", "--no-mosaic"])
+    args = yaml.safe_load((tmp_path / "runs" / "whole" / "args.yaml").read_text())
+    assert (args["mosaic"], args["close_mosaic"]) == (0.0, 0)

@@ -286,18 +286,20 @@ def _pruned_trainer_class(amp_check):
 
 def finetune(pruned_pt, data, imgsz=416, epochs=20, hours=None, batch=64, workers=8,
              project="runs/prune", name="p30", device=None, cache=None, seed=0, patience=100,
-             amp_check=False, exist_ok=False):
+             amp_check=False, exist_ok=False, mosaic=True):
     """Fine-tune the network in ``pruned_pt`` with ultralytics; returns the path of best.pt."""
-    from hanja_live.train.train import AUGMENT, FINETUNE, close_mosaic_epochs
+    from hanja_live.train.train import AUGMENT, FINETUNE, schedule_args
 
     trainer_cls = _pruned_trainer_class(amp_check)
+    schedule, callbacks = schedule_args(epochs, hours, mosaic)
     overrides = dict(
         model=str(pruned_pt), data=str(data), imgsz=imgsz, epochs=epochs, batch=batch,
         workers=workers, project=str(Path(project).resolve()), name=name, exist_ok=exist_ok,
         device=device, cache=cache or False, seed=seed, patience=patience, pretrained=False,
-        plots=False, amp=True, deterministic=False, close_mosaic=close_mosaic_epochs(epochs),
-        **AUGMENT, **FINETUNE, **({"time": hours} if hours else {}))
+        plots=False, amp=True, deterministic=False, **schedule, **AUGMENT, **FINETUNE)
     trainer = trainer_cls(overrides=overrides)
+    for event, callback in callbacks.items():
+        trainer.add_callback(event, callback)
     trainer.train()
     best = Path(trainer.best)
     return best if best.is_file() else Path(trainer.last)

@@ -10,7 +10,8 @@ decoupled head ("YOLOv5u"): the exported output is (1, 4+nc, N), layout "anchor_
 Augmentation is chosen for handwriting seen by a camera: no flips (a mirrored character is
 another shape: 匕 is a mirrored 七), a little rotation, shear and perspective for a tilted sheet,
 default HSV jitter for lighting, mosaic with scale 0.5 for size variety, switched off for the
-last ~10 % of epochs so training ends on whole, unmosaicked images.
+last ~10 % of epochs so training ends on whole, unmosaicked images (with --hours too:
+TimedMosaicClose).
 """
 
 import argparse
@@ -29,7 +30,6 @@ AUGMENT = {
     "perspective": 0.0005,
     "translate": 0.1,
     "scale": 0.5,
-    "mosaic": 1.0,
     "mixup": 0.0,
     "hsv_h": 0.015,
     "hsv_s": 0.7,
@@ -45,6 +45,41 @@ FINETUNE = {"warmup_epochs": 1.0}
 def close_mosaic_epochs(epochs):
     """Epochs at the end trained without mosaic: about 10 %, at least one."""
     return max(1, round(0.1 * epochs))
+
+
+class TimedMosaicClose(object):
+    """on_train_epoch_start callback that ends mosaic for the last ~10 % of a --hours run.
+
+    With a time budget ultralytics re-fits the epoch count after every epoch, so a close_mosaic
+    count taken from --epochs misfires: with --epochs 60 and a budget that fits 5 epochs it never
+    triggers (epoch == 5 - 6 never holds), so mosaic stayed on to the end. Timed runs pass
+    close_mosaic=0 and use this instead; one instance per run. A budget fitted to one epoch keeps
+    mosaic throughout (the count is only known after the first epoch).
+    """
+
+    def __init__(self):
+        self.closed = False
+
+    def __call__(self, trainer):
+        if self.closed or trainer.epoch < 1:
+            return
+        if trainer.epochs - trainer.epoch <= close_mosaic_epochs(trainer.epochs):
+            # what ultralytics' own loop calls when its close_mosaic epoch comes
+            trainer._close_dataloader_mosaic()
+            trainer.train_loader.reset()
+            self.closed = True
+
+
+def schedule_args(epochs, hours, mosaic=True):
+    """ultralytics settings for a run's length and mosaic: (overrides, callbacks by event).
+
+    mosaic=False trains on whole images from the first epoch (e.g. a short last fine-tune)."""
+    timed = {"time": hours} if hours else {}
+    if not mosaic:
+        return dict(timed, mosaic=0.0, close_mosaic=0), {}
+    if hours:
+        return dict(timed, mosaic=1.0, close_mosaic=0), {"on_train_epoch_start": TimedMosaicClose()}
+    return {"mosaic": 1.0, "close_mosaic": close_mosaic_epochs(epochs)}, {}
 
 
 def model_config(model):
@@ -94,7 +129,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
           batch: int = 64, workers: int = 8, project: str = "runs", name: str = "hanja",
           device: Optional[str] = None, cache: Optional[str] = None, seed: int = 0, patience: int = 100,
           resume: bool = False, exist_ok: bool = False, amp_check: bool = False,
-          hours: Optional[float] = None, init_weights: Optional[str] = None) -> Path:
+          hours: Optional[float] = None, init_weights: Optional[str] = None,
+          mosaic: bool = True) -> Path:
     """Train and return the path of best.pt (last.pt when no validation ran).
 
     ``init_weights``: start from our own earlier checkpoint (fine-tuning) instead of random
@@ -117,7 +153,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             best = finetune(init_weights, data, imgsz=imgsz, epochs=epochs, hours=hours,
                             batch=batch, workers=workers, project=project, name=name,
                             device=device, cache=cache, seed=seed, patience=patience,
-                            amp_check=amp_check, exist_ok=exist_ok)
+                            amp_check=amp_check, exist_ok=exist_ok, mosaic=mosaic)
             print(f"best weights: {best.resolve()}")
             return best
     trainer = _trainer_class(amp_check)
@@ -135,6 +171,9 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             raise ConfigError(f"--data {data} does not exist; generate the data set with "
                               f"python -m hanja_live.train.dataset")
         yolo = YOLO(model_config(model), task="detect")
+        schedule, callbacks = schedule_args(epochs, hours, mosaic)
+        for event, callback in callbacks.items():
+            yolo.add_callback(event, callback)
         yolo.train(
             trainer=trainer,
             data=str(data), imgsz=imgsz, epochs=epochs, batch=batch, workers=workers,
@@ -144,9 +183,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             # H100, a small cost, but the time budget (--hours) makes runs unrepeatable anyway
             pretrained=str(init_weights) if init_weights else False,
             plots=False, amp=True, deterministic=False,
-            close_mosaic=close_mosaic_epochs(epochs), **AUGMENT,
+            **schedule, **AUGMENT,
             **(FINETUNE if init_weights else {}),
-            **({"time": hours} if hours else {}),
         )
     best = Path(yolo.trainer.best)
     if not best.is_file():
@@ -191,11 +229,15 @@ def main(argv=None):
                    help="run ultralytics' AMP self-test (downloads yolo11n.pt)")
     p.add_argument("--hours", type=float, help="train for this wall-clock time instead of --epochs")
     p.add_argument("--init-weights", help="start from this checkpoint of ours (fine-tuning)")
+    p.add_argument("--no-mosaic", action="store_true",
+                   help="train on whole images from the first epoch (default: mosaic, off for the "
+                        "last ~10 %% of epochs)")
     args = p.parse_args(argv)
     try:
         train(args.data, args.model, args.imgsz, args.epochs, args.batch, args.workers,
               args.project, args.name, args.device, args.cache, args.seed, args.patience,
-              args.resume, args.exist_ok, args.amp_check, args.hours, args.init_weights)
+              args.resume, args.exist_ok, args.amp_check, args.hours, args.init_weights,
+              mosaic=not args.no_mosaic)
     except ConfigError as exc:
         sys.exit(f"train: {exc}")
 
