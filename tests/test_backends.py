@@ -156,7 +156,7 @@ def test_log_line_names_version_and_reason(tmp_path):
     lines = []
     load_backend(path, backend="onnxruntime", log=lines.append).close()
     assert lines == ["backend: onnxruntime %s (CPUExecutionProvider; backend set to onnxruntime), fp32, "
-                     "model %s 32x32" % (onnxruntime.__version__, path)]
+                     "model %s, input 32x32 (WxH)" % (onnxruntime.__version__, path)]
 
 
 def test_requested_precision_that_onnxruntime_cannot_apply_is_said(tmp_path):
