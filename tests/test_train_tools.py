@@ -6,7 +6,7 @@ in onnxruntime; training only where torch and ultralytics are installed.
 """
 
 import json
-import re
+import types
 
 import cv2
 import numpy as np
@@ -345,10 +345,12 @@ def test_pipeline_exports_at_the_asked_input(tmp_path, capsys, extra, export_img
 # ---------------------------------------------------------------------------------- training
 
 class _EpochLoop(object):
-    """The parts of ultralytics' trainer that TimedMosaicClose touches, driven epoch by epoch."""
+    """The parts of ultralytics' trainer that TimedMosaicClose touches, on a fake clock."""
 
-    def __init__(self):
-        self.epoch, self.epochs, self.closed_at, self.resets = 0, 0, [], 0
+    def __init__(self, hours):
+        self.args = types.SimpleNamespace(time=hours)
+        self.start_epoch, self.train_time_start, self.now = 0, 0.0, 0.0
+        self.epoch, self.closed_at, self.resets = 0, [], 0
         self.train_loader = self
 
     def _close_dataloader_mosaic(self):
@@ -358,23 +360,43 @@ class _EpochLoop(object):
         self.resets += 1
 
 
-@pytest.mark.parametrize("fitted, closes_at", [
-    # the epoch count seen at each epoch's start: --epochs before the first epoch, then the re-fit
-    ([60, 5, 5, 5, 5], 4),  # --epochs 60 and a budget for 5: ultralytics' own count never fired
-    ([60, 8, 8, 8, 8, 8, 8, 8], 7),
-    ([60] + [20] * 19, 18),  # 10 % of 20: the last two epochs
-    ([60] + [20] * 17 + [19], 18),  # the re-fit shrinks past the epoch the last count named
-    ([60], None),  # one epoch fits: not known in time, mosaic stays
+@pytest.mark.parametrize("durations, budget, closes_at", [
+    # seconds per epoch (the last repeats), time budget in seconds, epoch whose start closes mosaic
+    ([10], 100, 9),  # 10 epochs fit: the last one without mosaic
+    ([11], 100, 8),  # the run stops 1 s into epoch 9, so 8 closes: 12 s without mosaic, not 1
+    ([1], 100, 90),  # 100 fit: the last 10
+    ([5], 600, 108),  # 120 fit: the last 12 (60 s)
+    ([60], 100, 1),  # a second, partial epoch only: it goes without mosaic
+    ([150], 100, None),  # one epoch, cut short: no mean yet, mosaic stays
+    ([30, 10], 100, 6),  # a slow first epoch (caching) inflates the mean: 20 s without mosaic
 ])
-def test_timed_run_closes_mosaic_for_its_last_epochs(fitted, closes_at):
+def test_timed_run_closes_mosaic_for_its_last_tenth(durations, budget, closes_at):
     from hanja_live.train.train import TimedMosaicClose
 
-    callback, loop = TimedMosaicClose(), _EpochLoop()
-    for epoch, epochs in enumerate(fitted):
-        loop.epoch, loop.epochs = epoch, epochs
+    loop = _EpochLoop(budget / 3600.0)
+    callback = TimedMosaicClose(clock=lambda: loop.now)
+    epoch = 0
+    while loop.now < budget:  # ultralytics stops mid-epoch once the time is up
+        loop.epoch = epoch
         callback(loop)
+        loop.now += durations[min(epoch, len(durations) - 1)]
+        epoch += 1
     assert loop.closed_at == ([] if closes_at is None else [closes_at])
     assert loop.resets == len(loop.closed_at)
+
+
+def test_resumed_run_counts_epochs_from_where_it_resumed():
+    from hanja_live.train.train import TimedMosaicClose
+
+    loop = _EpochLoop(100 / 3600.0)
+    callback = TimedMosaicClose(clock=lambda: loop.now)
+    loop.start_epoch = loop.epoch = 30  # resumed: this session's first epoch gives no mean yet
+    callback(loop)
+    loop.epoch, loop.now = 38, 80.0  # eight 10 s epochs later, 20 s left: not yet
+    callback(loop)
+    loop.epoch, loop.now = 39, 90.0
+    callback(loop)
+    assert loop.closed_at == [39]
 
 
 def test_schedule_args_by_run_length():
@@ -437,29 +459,33 @@ def test_train_one_epoch_on_cpu_then_export(tmp_path, monkeypatch):
     assert result["fp16_metadata"]["precision"] == "fp16"
 
 
-def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch, capfd):
+def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch):
     pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
     pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
-    from hanja_live.train.train import close_mosaic_epochs, train
+    from hanja_live.train import train as train_module
 
+    closed = []  # the epoch at whose start our callback switched mosaic off
+
+    class Recorded(train_module.TimedMosaicClose):
+        def __call__(self, trainer):
+            was = self.closed
+            super().__call__(trainer)
+            if self.closed and not was:
+                closed.append(trainer.epoch)
+
+    monkeypatch.setattr(train_module, "TimedMosaicClose", Recorded)
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
     monkeypatch.chdir(tmp_path)
     data_yaml = write_tiny_dataset(tmp_path / "data", n_train=8)
     # a 14 s budget fits a few dozen sub-second epochs; --epochs 200 (20 without mosaic) must not decide
-    train(str(data_yaml), model="yolov5n", imgsz=64, epochs=200, hours=0.004, batch=4, workers=0,
-          project="runs", name="timed", device="cpu")
-    text = capfd.readouterr()
-    log = (text.out + text.err).replace("\r", "\n")
+    train_module.train(str(data_yaml), model="yolov5n", imgsz=64, epochs=200, hours=0.004, batch=4,
+                       workers=0, project="runs", name="timed", device="cpu")
     with open(str(tmp_path / "runs" / "timed" / "results.csv")) as f:
         epochs = len(f.readlines()) - 1
     assert epochs >= 3, "the budget fitted only %d epochs; the machine is too slow for this check" % epochs
-    assert log.count("Closing dataloader mosaic") == 1
-    # the epochs after the switch are the last ~10 % of those run
-    after = log[log.index("Closing dataloader mosaic"):]
-    # progress rows "  57/63   0G ...": the denominator is the fitted count, which drifts a little
-    trained_after = sorted({int(n) for n in re.findall(r"\s(\d+)/\d+\s+0G\s", after)})
-    assert trained_after == list(range(trained_after[0], epochs + 1))
-    assert abs(len(trained_after) - close_mosaic_epochs(epochs)) <= 1, trained_after
+    assert len(closed) == 1, closed
+    # the epochs from the switch on are the last ~10 % of those run (the last may be cut short)
+    assert abs((epochs - closed[0]) - train_module.close_mosaic_epochs(epochs)) <= 1, (closed, epochs)
 
 
 def test_no_mosaic_training_on_cpu(tmp_path, monkeypatch):

@@ -400,8 +400,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="wall-clock fine-tuning budget of the whole command, split evenly "
                              "over the ratios")
     p.add_argument("--epochs", type=int, default=20,
-                   help="fine-tuning epochs per ratio (default 20); with --hours only sets how "
-                        "many final epochs go without mosaic (10 %%)")
+                   help="fine-tuning epochs per ratio (default 20); with --hours the time sets the "
+                        "count (--epochs still steers ultralytics' automatic optimizer choice) and "
+                        "the last ~10 %% of it goes without mosaic")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=8, help="data loader processes")
     p.add_argument("--device", help="one device: 0 or cpu (default: ultralytics picks)")

@@ -17,6 +17,7 @@ TimedMosaicClose).
 import argparse
 import csv
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -50,20 +51,28 @@ def close_mosaic_epochs(epochs):
 class TimedMosaicClose(object):
     """on_train_epoch_start callback that ends mosaic for the last ~10 % of a --hours run.
 
-    With a time budget ultralytics re-fits the epoch count after every epoch, so a close_mosaic
-    count taken from --epochs misfires: with --epochs 60 and a budget that fits 5 epochs it never
-    triggers (epoch == 5 - 6 never holds), so mosaic stayed on to the end. Timed runs pass
-    close_mosaic=0 and use this instead; one instance per run. A budget fitted to one epoch keeps
-    mosaic throughout (the count is only known after the first epoch).
+    With a time budget ultralytics refits its epoch count after every epoch and stops mid-epoch
+    when the time is up, so a close_mosaic count taken from --epochs misfires: with --epochs 60
+    and a budget that fits 5 epochs, "epoch == 5 - 6" never holds and mosaic stayed on to the end.
+    Timed runs pass close_mosaic=0 and use this instead, one instance per run. It decides on time:
+    at an epoch's start it closes mosaic when the time left is nearer close_mosaic_epochs(epochs
+    that fit the budget) mean epochs than the time left after one more epoch would be. A budget
+    that fits one epoch keeps mosaic (the mean is only known after the first epoch).
     """
 
-    def __init__(self):
+    def __init__(self, clock=time.time):
         self.closed = False
+        self.clock = clock
 
     def __call__(self, trainer):
-        if self.closed or trainer.epoch < 1:
+        done = trainer.epoch - trainer.start_epoch
+        if self.closed or done < 1:
             return
-        if trainer.epochs - trainer.epoch <= close_mosaic_epochs(trainer.epochs):
+        budget = trainer.args.time * 3600.0
+        elapsed = self.clock() - trainer.train_time_start
+        mean = elapsed / done  # seconds per epoch, validation included
+        wanted = close_mosaic_epochs(max(1, round(budget / mean))) * mean
+        if budget - elapsed <= wanted + mean / 2:
             # what ultralytics' own loop calls when its close_mosaic epoch comes
             trainer._close_dataloader_mosaic()
             trainer.train_loader.reset()
@@ -165,6 +174,10 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
         if not last.is_file():
             raise ConfigError(f"--resume: {last} does not exist; start the run without --resume")
         yolo = YOLO(str(last))
+        # a resumed timed run gets its settings back from the checkpoint, but not our callback
+        saved = (getattr(yolo, "ckpt", None) or {}).get("train_args", {})
+        if saved.get("time") and saved.get("mosaic", 0) > 0:
+            yolo.add_callback("on_train_epoch_start", TimedMosaicClose())
         yolo.train(resume=True, trainer=trainer)
     else:
         if not Path(data).is_file():
