@@ -436,14 +436,19 @@ def write_tiny_dataset(root, n_train=4, n_val=2, size=64):
     return root / "data.yaml"
 
 
-@needs_onnx
-def test_train_one_epoch_on_cpu_then_export(tmp_path, monkeypatch):
+@pytest.fixture
+def cpu_training(tmp_path, monkeypatch):
+    """tmp_path as the working folder of an ultralytics run on the CPU; skips without torch."""
     pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
     pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
-    from hanja_live.train.train import train
-
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
     monkeypatch.chdir(tmp_path)
+
+
+@needs_onnx
+def test_train_one_epoch_on_cpu_then_export(tmp_path, cpu_training):
+    from hanja_live.train.train import train
+
     data_yaml = write_tiny_dataset(tmp_path / "data")
     best = train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2, workers=0,
                  project="runs", name="tiny", device="cpu")
@@ -459,9 +464,7 @@ def test_train_one_epoch_on_cpu_then_export(tmp_path, monkeypatch):
     assert result["fp16_metadata"]["precision"] == "fp16"
 
 
-def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch):
-    pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
-    pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
+def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch, cpu_training):
     from hanja_live.train import train as train_module
 
     closed = []  # the epoch at whose start our callback switched mosaic off
@@ -474,8 +477,6 @@ def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch):
                 closed.append(trainer.epoch)
 
     monkeypatch.setattr(train_module, "TimedMosaicClose", Recorded)
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
-    monkeypatch.chdir(tmp_path)
     data_yaml = write_tiny_dataset(tmp_path / "data", n_train=8)
     # a 14 s budget fits a few dozen sub-second epochs; --epochs 200 (20 without mosaic) must not decide
     train_module.train(str(data_yaml), model="yolov5n", imgsz=64, epochs=200, hours=0.004, batch=4,
@@ -488,13 +489,9 @@ def test_timed_training_on_cpu_ends_without_mosaic(tmp_path, monkeypatch):
     assert abs((epochs - closed[0]) - train_module.close_mosaic_epochs(epochs)) <= 1, (closed, epochs)
 
 
-def test_no_mosaic_training_on_cpu(tmp_path, monkeypatch):
-    pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
-    pytest.importorskip("ultralytics", reason="training needs ultralytics (pip install -e .[train])")
+def test_no_mosaic_training_on_cpu(tmp_path, cpu_training):
     from hanja_live.train.train import main
 
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics_cfg"))
-    monkeypatch.chdir(tmp_path)
     data_yaml = write_tiny_dataset(tmp_path / "data")
     main(["--data", str(data_yaml), "--imgsz", "64", "--epochs", "1", "--batch", "2", "--workers", "0",
           "--project", "runs", "--name", "whole", "--device", "cpu", "--no-mosaic"])
