@@ -172,9 +172,9 @@ def _summary(plan, args, timings):
             test[p] = None
     return {
         "settings": {k: getattr(args, k) for k in ("seed", "train", "val", "test", "size",
-                                                   "test_size", "model", "imgsz", "export_imgsz", "epochs", "hours",
-                                                   "batch", "workers", "device", "cache",
-                                                   "skip_generate")},
+                                                   "test_size", "model", "imgsz", "export_imgsz",
+                                                   "epochs", "hours", "batch", "workers", "device",
+                                                   "cache", "skip_generate")},
         "paths": {"out": str(plan.out), "data_yaml": str(plan.data_yaml),
                   "run_dir": str(plan.run_dir), "best_weights": str(plan.best),
                   "onnx_fp32": str(plan.models["fp32"]), "onnx_fp16": str(plan.models["fp16"]),
