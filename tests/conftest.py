@@ -69,6 +69,13 @@ def tiny_model(tmp_path):
 
 
 @pytest.fixture
+def wide_model(tmp_path):
+    """The same 三 in a 64-high, 96-wide input (H != W, to tell W x H from H x W in messages)."""
+    raw = anchor_free_raw([(48, 32, 20, 10)], [2], [0.9])
+    return make_constant_yolo_model(tmp_path / "wide.onnx", raw, input_hw=(64, 96))
+
+
+@pytest.fixture
 def run_cli():
     """Run ``python -m hanja_live ARGS`` in a subprocess; returns CompletedProcess (text)."""
 

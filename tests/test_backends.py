@@ -527,13 +527,9 @@ def test_tensor_name_io_refused_address_is_an_error():
         io.bind(Context(), {"refused": 1})
 
 
-def test_load_line_gives_a_wide_input_as_width_x_height(tmp_path):
+def test_load_line_gives_a_wide_input_as_width_x_height(wide_model):
     # a 64-high, 96-wide input must read "96x64": frames are logged W x H too (1280x720)
-    from conftest import anchor_free_raw, make_constant_yolo_model
-
-    path = make_constant_yolo_model(tmp_path / "wide.onnx", anchor_free_raw([(48, 32, 20, 10)], [2], [0.9]),
-                                    input_hw=(64, 96))
     lines = []
-    with load_backend(str(path), backend="onnxruntime", log=lines.append) as backend:
+    with load_backend(str(wide_model), backend="onnxruntime", log=lines.append) as backend:
         assert backend.info.input_hw == (64, 96)
-    assert ", model %s, input 96x64 (WxH)" % path in lines[0]
+    assert ", model %s, input 96x64 (WxH)" % wide_model in lines[0]

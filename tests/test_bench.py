@@ -230,13 +230,9 @@ def test_cli_bench_writes_json(tmp_path, tiny_model, run_cli):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_cli_bench_names_a_wide_input_width_first(tmp_path, run_cli):
-    from conftest import anchor_free_raw, make_constant_yolo_model
-
-    wide = make_constant_yolo_model(tmp_path / "wide.onnx", anchor_free_raw([(48, 32, 20, 10)], [2], [0.9]),
-                                    input_hw=(64, 96))
+def test_cli_bench_names_a_wide_input_width_first(tmp_path, wide_model, run_cli):
     result = run_cli("bench", make_clip(tmp_path), "--frames", 2, "--modes", "sequential", "--sink", "null",
-                     "--warmup", 0, "--model", wide)
+                     "--warmup", 0, "--model", wide_model)
     assert result.returncode == 0, result.stderr
     assert "input 96x64 (WxH)" in result.stdout
 
