@@ -163,11 +163,15 @@ def test_prune_finetune_export_on_cpu(weights, tmp_path, monkeypatch):
     from hanja_live.train import train as train_mod
 
     assert train_mod.pruned_ratio(row["best"]) == 0.3 and train_mod.pruned_ratio(str(weights)) is None
-    more = train_mod.train(str(data / "data.yaml"), imgsz=IMGSZ, epochs=1, batch=2, workers=0,
+    more = train_mod.train(str(data / "data.yaml"), imgsz=IMGSZ, epochs=2, batch=2, workers=0,
                            project=str(tmp_path / "more"), name="m", device="cpu",
-                           init_weights=row["best"])
+                           init_weights=row["best"], save_period=1)
     again, _ = load_checkpoint(str(more))
     assert conv_widths(again) == conv_widths(pruned) and again.pruning["ratio"] == 0.3
+    # --save-period 1 keeps one checkpoint per epoch (to average), each the pruned network
+    per_epoch = sorted(more.parent.glob("epoch*.pt"))
+    assert len(per_epoch) == 2, per_epoch
+    assert conv_widths(load_checkpoint(str(per_epoch[-1]))[0]) == conv_widths(pruned)
 
     # ONNX: fewer weights than the unpruned network, same output layout, loads in the app
     sess = ort.InferenceSession(row["onnx"], providers=["CPUExecutionProvider"])

@@ -494,6 +494,7 @@ def test_no_mosaic_training_on_cpu(tmp_path, cpu_training):
 
     data_yaml = write_tiny_dataset(tmp_path / "data")
     main(["--data", str(data_yaml), "--imgsz", "64", "--epochs", "1", "--batch", "2", "--workers", "0",
-          "--project", "runs", "--name", "whole", "--device", "cpu", "--no-mosaic"])
+          "--project", "runs", "--name", "whole", "--device", "cpu", "--no-mosaic", "--save-period", "1"])
     args = yaml.safe_load((tmp_path / "runs" / "whole" / "args.yaml").read_text())
     assert (args["mosaic"], args["close_mosaic"]) == (0.0, 0)
+    assert [p.name for p in (tmp_path / "runs" / "whole" / "weights").glob("epoch*.pt")] == ["epoch0.pt"]  # ultralytics counts from 0

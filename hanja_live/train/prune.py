@@ -286,7 +286,7 @@ def _pruned_trainer_class(amp_check):
 
 def finetune(pruned_pt, data, imgsz=416, epochs=20, hours=None, batch=64, workers=8,
              project="runs/prune", name="p30", device=None, cache=None, seed=0, patience=100,
-             amp_check=False, exist_ok=False, mosaic=True):
+             amp_check=False, exist_ok=False, mosaic=True, save_period=-1):
     """Fine-tune the network in ``pruned_pt`` with ultralytics; returns the path of best.pt."""
     from hanja_live.train.train import AUGMENT, FINETUNE, schedule_args
 
@@ -296,7 +296,8 @@ def finetune(pruned_pt, data, imgsz=416, epochs=20, hours=None, batch=64, worker
         model=str(pruned_pt), data=str(data), imgsz=imgsz, epochs=epochs, batch=batch,
         workers=workers, project=str(Path(project).resolve()), name=name, exist_ok=exist_ok,
         device=device, cache=cache or False, seed=seed, patience=patience, pretrained=False,
-        plots=False, amp=True, deterministic=False, **schedule, **AUGMENT, **FINETUNE)
+        plots=False, amp=True, deterministic=False, save_period=save_period,
+        **schedule, **AUGMENT, **FINETUNE)
     trainer = trainer_cls(overrides=overrides)
     for event, callback in callbacks.items():
         trainer.add_callback(event, callback)

@@ -139,7 +139,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
           device: Optional[str] = None, cache: Optional[str] = None, seed: int = 0, patience: int = 100,
           resume: bool = False, exist_ok: bool = False, amp_check: bool = False,
           hours: Optional[float] = None, init_weights: Optional[str] = None,
-          mosaic: bool = True) -> Path:
+          mosaic: bool = True, save_period: int = -1) -> Path:
     """Train and return the path of best.pt (last.pt when no validation ran).
 
     ``init_weights``: start from our own earlier checkpoint (fine-tuning) instead of random
@@ -162,7 +162,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             best = finetune(init_weights, data, imgsz=imgsz, epochs=epochs, hours=hours,
                             batch=batch, workers=workers, project=project, name=name,
                             device=device, cache=cache, seed=seed, patience=patience,
-                            amp_check=amp_check, exist_ok=exist_ok, mosaic=mosaic)
+                            amp_check=amp_check, exist_ok=exist_ok, mosaic=mosaic,
+                            save_period=save_period)
             print(f"best weights: {best.resolve()}")
             return best
     trainer = _trainer_class(amp_check)
@@ -195,7 +196,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             # seeds stay fixed; deterministic kernels were measured at 2.3 vs 2.5 batches/s on an
             # H100, a small cost, but the time budget (--hours) makes runs unrepeatable anyway
             pretrained=str(init_weights) if init_weights else False,
-            plots=False, amp=True, deterministic=False,
+            plots=False, amp=True, deterministic=False, save_period=save_period,
             **schedule, **AUGMENT,
             **(FINETUNE if init_weights else {}),
         )
@@ -245,12 +246,15 @@ def main(argv=None):
     p.add_argument("--no-mosaic", action="store_true",
                    help="train on whole images from the first epoch (default: mosaic, off for the "
                         "last ~10 %% of epochs)")
+    p.add_argument("--save-period", type=int, default=-1, metavar="N",
+                   help="also keep weights/epochK.pt every N epochs (K counts from 0), e.g. to average the last few "
+                        "with hanja_live.train.average (default: only best.pt and last.pt)")
     args = p.parse_args(argv)
     try:
         train(args.data, args.model, args.imgsz, args.epochs, args.batch, args.workers,
               args.project, args.name, args.device, args.cache, args.seed, args.patience,
               args.resume, args.exist_ok, args.amp_check, args.hours, args.init_weights,
-              mosaic=not args.no_mosaic)
+              mosaic=not args.no_mosaic, save_period=args.save_period)
     except ConfigError as exc:
         sys.exit(f"train: {exc}")
 
