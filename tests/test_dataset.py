@@ -54,10 +54,55 @@ def test_frame_box_bounds_the_warped_ink(ink, at, hom, frame, expected):
     y0, y1, x0, x1 = ink
     mask = _block(8, 12, y0, y1, x0, x1)
     box = compose.frame_box(mask, at[0], at[1], hom, frame)
+    found = compose.frame_ink(mask, at[0], at[1], hom, frame)
     if expected is None:
-        assert box is None
+        assert box is None and found is None
     else:
-        assert box == expected
+        assert box == expected and found[0] == expected
+        # the hull's bounds are the box; a block's hull nearly fills it (resampling may round corners)
+        hull = found[1]
+        assert (tuple(hull.min(axis=0)) + tuple(hull.max(axis=0))) == expected
+        area = (expected[2] - expected[0]) * (expected[3] - expected[1])
+        assert 0.9 * area <= cv2.contourArea(hull) <= area
+
+
+def _rotation(degrees, cx, cy):
+    return np.vstack([cv2.getRotationMatrix2D((cx, cy), degrees, 1.0), [0, 0, 1]])
+
+
+# Training augmentation rotates labelled images: the rotated ink hull bounds the rotated ink,
+# the rotated box's corners do not (the reason the data set writes hulls).
+# loose_area: the least area of the rotated box's bounds over the rotated ink's box
+@pytest.mark.parametrize("char, degrees, loose_area", [
+    (TARGETS[0], 10, 1.1),    # 一, written with a slight slant: turned further, then back
+    (TARGETS[0], -15, 1.5),
+    (TARGETS[9], 10, 1.2),    # 十
+    (TARGETS[7], -8, 1.1),    # 八
+])
+def test_rotated_hull_bounds_the_rotated_ink(char, degrees, loose_area):
+    rng = np.random.default_rng(5)
+    page = np.full((240, 320, 3), 235, np.uint8)
+    writer = compose.PageWriter(rng, page, "train", scene.make_pen(rng, "ballpoint_black"), (0.0, 0.0, 320.0, 240.0))
+    item = writer.write(char, 160, 120, 110)
+    assert item is not None
+    box, hull = compose.frame_ink(item.mask, item.x, item.y, IDENTITY, (240, 320))
+    # every ink pixel (its four corners) lies in the hull
+    ys, xs = np.nonzero(cv2.warpPerspective(item.mask, _hom([1, 0, item.x], [0, 1, item.y], [0, 0, 1]),
+                                            (320, 240)) > compose.INK_THRESHOLD)
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        inside = [cv2.pointPolygonTest(hull, (float(x + dx), float(y + dy)), True) for x, y in zip(xs, ys)]
+        assert min(inside) >= -1e-3
+    turn = _rotation(degrees, 160, 120)
+    truth = np.array(compose.frame_ink(item.mask, item.x, item.y, turn, (240, 320))[0], np.float64)
+    points = cv2.perspectiveTransform(hull[None].astype(np.float64), turn)[0]
+    from_hull = np.r_[points.min(axis=0), points.max(axis=0)]
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]]], np.float64)
+    turned = cv2.perspectiveTransform(corners[None], turn)[0]
+    from_box = np.r_[turned.min(axis=0), turned.max(axis=0)]
+    # within 1.5 px: the warped mask is resampled, the hull is exact
+    assert np.abs(from_hull - truth).max() <= 1.5, (from_hull, truth)
+    area = np.prod(from_box[2:] - from_box[:2]) / np.prod(truth[2:] - truth[:2])
+    assert area >= loose_area, area
 
 
 # boxes [cls, x1, y1, x2, y2] on a 100 x 200 (h x w) image -> YOLO lines
@@ -69,6 +114,25 @@ def test_frame_box_bounds_the_warped_ink(ink, at, hom, frame, expected):
 ])
 def test_yolo_lines(boxes, lines):
     assert dataset.yolo_lines(np.array(boxes, np.float32), (100, 200)) == lines
+
+
+# the same boxes with their hulls (pixels) -> polygon lines; a hull count that does not match
+@pytest.mark.parametrize("boxes, hulls, expected", [
+    ([[3, 50, 25, 150, 75]], [[[50, 25], [150, 25], [100, 75]]],
+     ["3 0.250000 0.250000 0.750000 0.250000 0.500000 0.750000"]),
+    ([[0, 0, 0, 200, 100], [9, 20, 10, 40, 30]], [[[0, 0], [200, 0], [200, 100], [0, 100]], [[20, 10], [40, 30], [20, 30]]],
+     ["0 0.000000 0.000000 1.000000 0.000000 1.000000 1.000000 0.000000 1.000000",
+      "9 0.100000 0.100000 0.200000 0.300000 0.100000 0.300000"]),
+    (np.zeros((0, 5)), [], []),
+    ([[3, 50, 25, 150, 75]], [], ValueError),
+])
+def test_yolo_polygon_lines(boxes, hulls, expected):
+    hulls = [np.array(h, np.float32) for h in hulls]
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="1 boxes"):
+            dataset.yolo_lines(np.array(boxes, np.float32), (100, 200), hulls)
+    else:
+        assert dataset.yolo_lines(np.array(boxes, np.float32), (100, 200), hulls) == expected
 
 
 def test_negatives_get_no_box_and_targets_do():
@@ -91,8 +155,8 @@ def test_negatives_get_no_box_and_targets_do():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_negative_scenes_are_written_but_unlabelled(seed):
-    image, boxes = compose.make_sample(np.random.default_rng([seed, 7]), "train", (240, 320), layout="negatives")
-    assert boxes.shape == (0, 5)
+    image, boxes, hulls = compose.make_sample(np.random.default_rng([seed, 7]), "train", (240, 320), layout="negatives")
+    assert boxes.shape == (0, 5) and hulls == []
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
     # Ink is there: some pixels are far darker than the typical (paper) pixel.
     assert np.percentile(gray, 0.5) < np.median(gray) - 25
@@ -112,8 +176,16 @@ def test_make_sample_rejects_unknown_layout():
 
 
 def _read_labels(path):
+    """Polygon label lines -> [cls, cx, cy, w, h] of their bounds, normalised."""
+    rows = []
     with open(path) as f:
-        return [line.split() for line in f.read().splitlines()]
+        for line in f.read().splitlines():
+            values = line.split()
+            assert len(values) >= 7 and len(values) % 2 == 1, line
+            points = np.array(values[1:], np.float64).reshape(-1, 2)
+            (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
+            rows.append([int(values[0]), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +220,6 @@ def test_labels_are_normalised_boxes_inside_the_frame(small_set):
         image = cv2.imread(label.replace("labels", "images").replace(".txt", ".jpg"))
         shapes.add(image.shape[:2])
         for row in _read_labels(label):
-            assert len(row) == 5
             cls, (cx, cy, w, h) = int(row[0]), map(float, row[1:])
             assert 0 <= cls < len(CLASS_NAMES) and w > 0 and h > 0
             assert -1e-6 <= cx - w / 2 and cx + w / 2 <= 1 + 1e-6
@@ -337,7 +408,7 @@ def test_small_share_keeps_characters_small():
         for i in range(16):
             rng = dataset.sample_rng(21, "train", i)
             h, w = 360, 640
-            _, boxes = make_sample(rng, "train", (h, w), layout=layout, small_share=small_share)
+            _, boxes, _ = make_sample(rng, "train", (h, w), layout=layout, small_share=small_share)
             sizes += [max(x2 - x1, y2 - y1) / h for _, x1, y1, x2, y2 in boxes]
         return max(sizes)
 

@@ -40,7 +40,7 @@ def scenes():
     compose = pytest.importorskip("hanja_live.train.compose")
     out = []
     for seed in range(24):
-        image, boxes = compose.make_sample(np.random.default_rng(1000 + seed), "test", size=(480, 640),
+        image, boxes, _ = compose.make_sample(np.random.default_rng(1000 + seed), "test", size=(480, 640),
                                            layout="single")
         if len(boxes):
             out.append((image, boxes))
@@ -81,7 +81,7 @@ def test_finds_small_characters_in_720p_frames():
         "the shipped model's input %dx%d is not about 16:9 like the app's 1280x720 capture" % (w, h)
     found = total = 0
     for seed in range(16):
-        image, boxes = compose.make_sample(np.random.default_rng(2000 + seed), "test", size=(720, 1280),
+        image, boxes, _ = compose.make_sample(np.random.default_rng(2000 + seed), "test", size=(720, 1280),
                                            layout="scattered", small_share=1.0)
         found += _hits(detector, image, boxes)
         total += len(boxes)

@@ -1,11 +1,17 @@
 """One synthetic training scene: handwriting on paper, seen by a hand-held camera.
 
-``make_sample(rng, split, size)`` returns the BGR uint8 frame and its boxes (N, 5) float32
-[cls, x1, y1, x2, y2] in frame pixels. Boxes come from each character's own ink mask warped
-by the same homography as the page and thresholded, so they bound the ink as it appears in
-the frame; characters cut by the frame edge keep a (clipped) box only when most of their ink
-is visible. Negatives (lookalike CJK, Hangul, Latin, digits, signs) are written the same way
-and get no box.
+``make_sample(rng, split, size)`` returns the BGR uint8 frame, its boxes (N, 5) float32
+[cls, x1, y1, x2, y2] in frame pixels and, per box, the convex hull of the same ink (K, 2).
+Boxes come from each character's own ink mask warped by the same homography as the page and
+thresholded, so they bound the ink as it appears in the frame; characters cut by the frame
+edge keep a (clipped) box only when most of their ink is visible. Negatives (lookalike CJK,
+Hangul, Latin, digits, signs) are written the same way and get no box.
+
+The hulls are for training: ultralytics rotates, shears and warps each training image, and
+from a box alone it can only bound the box's warped corners, which with our settings makes
+a box 5-7 % too large and a flat 一 16 % too tall (median; python -m
+hanja_live.train.augment_boxes measures it). From a polygon label it bounds the warped polygon,
+and the hull's warped bounds are the warped ink's.
 """
 
 import math
@@ -82,10 +88,14 @@ def warp_mask(mask, x, y, hom, out_hw):
     return warped, x0, y0, inside
 
 
-def frame_box(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_VISIBLE):
-    # type: (np.ndarray, int, int, np.ndarray, Tuple[int, int], float, float) -> Optional[Tuple[int, int, int, int]]
-    """Box (x1, y1, x2, y2) of a page mask's ink in the frame, clipped to the frame; None when
-    less than ``min_visible`` of the ink is inside the frame."""
+def frame_ink(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_VISIBLE):
+    # type: (np.ndarray, int, int, np.ndarray, Tuple[int, int], float, float) -> Optional[Tuple[Tuple[int, int, int, int], np.ndarray]]
+    """(box, hull) of a page mask's ink in the frame, clipped to the frame; None when less
+    than ``min_visible`` of the ink is inside the frame.
+
+    box (x1, y1, x2, y2) bounds the ink pixels; hull (K, 2) float32 is the convex hull of
+    their corners, so it holds all the ink and its bounds are the box.
+    """
     found = warp_mask(mask, x, y, hom, out_hw)
     if found is None:
         return None
@@ -98,7 +108,18 @@ def frame_box(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_
     rows = np.flatnonzero(seen.any(axis=1))
     cols = np.flatnonzero(seen.any(axis=0))
     ox, oy = x0 + cx0, y0 + cy0
-    return ox + int(cols[0]), oy + int(rows[0]), ox + int(cols[-1]) + 1, oy + int(rows[-1]) + 1
+    box = (ox + int(cols[0]), oy + int(rows[0]), ox + int(cols[-1]) + 1, oy + int(rows[-1]) + 1)
+    centres = cv2.convexHull(cv2.findNonZero(seen.view(np.uint8))).reshape(-1, 1, 2)
+    corners = (centres + np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.int32)).reshape(-1, 1, 2)
+    hull = cv2.convexHull(corners).reshape(-1, 2) + np.array([ox, oy])
+    return box, hull.astype(np.float32)
+
+
+def frame_box(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_VISIBLE):
+    # type: (np.ndarray, int, int, np.ndarray, Tuple[int, int], float, float) -> Optional[Tuple[int, int, int, int]]
+    """The box (x1, y1, x2, y2) of ``frame_ink``, or None."""
+    found = frame_ink(mask, x, y, hom, out_hw, threshold, min_visible)
+    return None if found is None else found[0]
 
 
 def ink_contrast(gray, mask, x, y, hom):
@@ -124,25 +145,33 @@ def ink_contrast(gray, mask, x, y, hom):
     return float(np.median(paper)) - float(np.median(ink))
 
 
-def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
-    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> np.ndarray
-    """(N, 5) float32 [cls, x1, y1, x2, y2] for the targets among ``placed`` seen in the frame.
+def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> Tuple[np.ndarray, List[np.ndarray]]
+    """Boxes (N, 5) float32 [cls, x1, y1, x2, y2] and their ink hulls (N of (K, 2) float32)
+    for the targets among ``placed`` seen in the frame.
 
     With the final BGR ``image``, characters whose ink is washed out (less than
     ``min_contrast`` grey levels darker than the paper around them) get no box.
     """
     gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    rows = []
+    rows, hulls = [], []
     for item in placed:
         if item.cls < 0:
             continue
-        box = frame_box(item.mask, item.x, item.y, hom, out_hw)
-        if box is None:
+        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
+        if found is None:
             continue
         if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
             continue
-        rows.append((item.cls,) + box)
-    return np.array(rows, np.float32).reshape(-1, 5)
+        rows.append((item.cls,) + found[0])
+        hulls.append(found[1])
+    return np.array(rows, np.float32).reshape(-1, 5), hulls
+
+
+def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> np.ndarray
+    """The boxes of ``frame_labels``."""
+    return frame_labels(placed, hom, out_hw, image, min_contrast)[0]
 
 
 class PageWriter:
@@ -496,8 +525,9 @@ def _paper_rect(rng, page_hw):
 
 
 def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
-    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float) -> Tuple[np.ndarray, np.ndarray]
-    """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels).
+    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]
+    """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels,
+    the ink hull (K, 2) float32 of each box; frame_labels).
 
     split picks the ink sources ("train" or the held-out "test"); layout (one of LAYOUTS)
     pins the kind of scene, which is otherwise drawn from LAYOUT_WEIGHTS.
@@ -557,4 +587,5 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
         mask = scene.paper_mask(page_hw, paper_rect, hom, (h, w))
         frame = scene.composite_paper(frame, mask, rng)
     image = scene.capture(rng, frame, kind)
-    return image, frame_boxes(writer.placed, hom, (h, w), image)
+    boxes, hulls = frame_labels(writer.placed, hom, (h, w), image)
+    return image, boxes, hulls

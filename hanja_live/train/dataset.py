@@ -3,8 +3,9 @@
     python -m hanja_live.train.dataset --out DIR --train N --val N --test N --seed S \\
         [--workers K] [--size 640] [--test-size 1280] [--preview N]
 
-writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one
-"cls cx cy w h" line per character, normalised) and DIR/data.yaml. Every image is seeded from
+writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one line per
+character: "cls x1 y1 ... xk yk", the convex hull of its ink, normalised; its bounds are the
+character's box, which is what ultralytics trains a detector on) and DIR/data.yaml. Every image is seeded from
 (seed, split, index) alone, so the files are the same whatever the number of workers. "val"
 draws from the training ink sources with its own seeds; "test" uses the held-out ink sources
 (fonts and stroke sets the training split never sees) and its own seeds too. --preview N also
@@ -52,22 +53,32 @@ def frame_size(rng, long_side):
 
 
 def generate_one(seed, split, index, long_side=640, small_share=0.0):
-    # type: (int, str, int, int, float) -> Tuple[np.ndarray, np.ndarray, int]
-    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], JPEG quality) of one data set image;
-    small_share (compose.make_sample) applies to the train split only."""
+    # type: (int, str, int, int, float) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], int]
+    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], ink hulls (N of (K, 2)), JPEG quality)
+    of one data set image; small_share (compose.make_sample) applies to the train split only."""
     rng = sample_rng(seed, split, index)
     hw = frame_size(rng, long_side)
-    image, boxes = make_sample(rng, INK_SPLIT[split], hw,
-                               small_share=small_share if split == "train" else 0.0)
-    return image, boxes, int(rng.integers(80, 96))
+    image, boxes, hulls = make_sample(rng, INK_SPLIT[split], hw,
+                                      small_share=small_share if split == "train" else 0.0)
+    return image, boxes, hulls, int(rng.integers(80, 96))
 
 
-def yolo_lines(boxes, hw):
-    # type: (np.ndarray, Tuple[int, int]) -> List[str]
-    """YOLO label lines "cls cx cy w h" (normalised to the image) for boxes (N, 5) in pixels."""
+def yolo_lines(boxes, hw, hulls=None):
+    # type: (np.ndarray, Tuple[int, int], Optional[Sequence[np.ndarray]]) -> List[str]
+    """YOLO label lines, normalised to the image: "cls cx cy w h" for boxes (N, 5) in pixels,
+    or with ``hulls`` (N of (K, 2) pixels) "cls x1 y1 ... xk yk", the polygon of each box.
+
+    Why polygons: ultralytics bounds a polygon's warped points after its rotation, shear and
+    perspective augmentations, and can only bound a box's warped corners (a looser box)."""
     h, w = hw
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 5)
+    if hulls is not None:
+        if len(hulls) != len(boxes):
+            raise ValueError("%d hulls for %d boxes" % (len(hulls), len(boxes)))
+        return ["%d %s" % (int(cls), " ".join("%.6f %.6f" % (x / w, y / h) for x, y in hull))
+                for cls, hull in zip(boxes[:, 0], hulls)]
     out = []
-    for cls, x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 5):
+    for cls, x1, y1, x2, y2 in boxes:
         out.append("%d %.6f %.6f %.6f %.6f" % (int(cls), (x1 + x2) / 2.0 / w, (y1 + y2) / 2.0 / h,
                                              (x2 - x1) / w, (y2 - y1) / h))
     return out
@@ -83,12 +94,12 @@ def _write_range(task):
     """Worker: generate and write images [start, stop) of one split; returns how many."""
     out, split, start, stop, seed, long_side, small_share = task
     for index in range(start, stop):
-        image, boxes, quality = generate_one(seed, split, index, long_side, small_share)
+        image, boxes, hulls, quality = generate_one(seed, split, index, long_side, small_share)
         name = image_name(split, index)
         path = os.path.join(out, "images", split, name + ".jpg")
         if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError("could not write %s" % path)
-        lines = yolo_lines(boxes, (image.shape[0], image.shape[1]))
+        lines = yolo_lines(boxes, (image.shape[0], image.shape[1]), hulls)
         with open(os.path.join(out, "labels", split, name + ".txt"), "w") as f:
             f.write("".join(line + "\n" for line in lines))
     return stop - start
@@ -234,7 +245,7 @@ def write_preview(out, count, seed, long_side=640):
     os.makedirs(folder, exist_ok=True)
     paths = []
     for index in range(count):
-        image, boxes, _ = generate_one(seed, "train", index, long_side)
+        image, boxes, _, _ = generate_one(seed, "train", index, long_side)
         path = os.path.join(folder, image_name("train", index) + ".jpg")
         if not cv2.imwrite(path, draw_boxes(image, boxes), [cv2.IMWRITE_JPEG_QUALITY, 92]):
             raise OSError("could not write %s" % path)

@@ -114,27 +114,35 @@ def _image_files(images_dir):
 
 
 def read_labels(label_path, width, height, n_classes):
-    """YOLO label file (cls cx cy w h, normalised) -> cls (M,) int, xyxy (M, 4) in pixels."""
+    """YOLO label file -> cls (M,) int, xyxy (M, 4) in pixels. A line is a box "cls cx cy w h"
+    or a polygon "cls x1 y1 x2 y2 x3 y3 ..." (hanja_live.train.dataset writes ink hulls), whose
+    box is its bounds; coordinates normalised."""
     if not label_path.is_file():
         return np.zeros(0, np.int64), np.zeros((0, 4))
     rows = [line.split() for line in label_path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    if any(len(r) != 5 for r in rows):
-        raise HanjaLiveError(f"{label_path}: every line must be 'cls cx cy w h'; regenerate the "
-                             f"labels with hanja_live.train.dataset")
+    if any(len(r) != 5 and (len(r) < 7 or len(r) % 2 == 0) for r in rows):
+        raise HanjaLiveError(f"{label_path}: every line must be 'cls cx cy w h' or a polygon 'cls x1 y1 "
+                             f"x2 y2 x3 y3 ...'; regenerate the labels with hanja_live.train.dataset")
     try:
-        arr = np.array(rows, dtype=np.float64)
+        values = [np.array(r, dtype=np.float64) for r in rows]
     except ValueError:
         raise HanjaLiveError(f"{label_path} holds a non-number; regenerate the labels") from None
-    cls = arr[:, 0].astype(np.int64)
-    if (cls < 0).any() or (cls >= n_classes).any() or (arr[:, 0] != cls).any():
+    arr = np.array([v[0] for v in values])
+    cls = arr.astype(np.int64)
+    if (cls < 0).any() or (cls >= n_classes).any() or (arr != cls).any():
         raise HanjaLiveError(f"{label_path}: class index outside 0..{n_classes - 1}; the labels do "
                              f"not belong to the {n_classes} names of data.yaml")
-    cxcy, wh = arr[:, 1:3], arr[:, 3:5]
-    xyxy = np.concatenate([cxcy - wh / 2, cxcy + wh / 2], axis=1) * [width, height, width, height]
-    return cls, xyxy
+    xyxy = np.empty((len(values), 4))
+    for i, v in enumerate(values):
+        if len(v) == 5:
+            xyxy[i] = np.concatenate([v[1:3] - v[3:5] / 2, v[1:3] + v[3:5] / 2])
+        else:
+            points = v[1:].reshape(-1, 2)
+            xyxy[i] = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    return cls, xyxy * [width, height, width, height]
 
 
 def read_detections(jsonl_path, n_classes):

@@ -78,7 +78,7 @@ def make_calibration_images(out, count=CALIB_COUNT, seed=CALIB_SEED, long_side=6
     t0 = time.monotonic()
     for index in range(count):
         # split "train": the ink sources of training, with this seed's own images
-        image, _, _ = generate_one(seed, "train", index, long_side)
+        image = generate_one(seed, "train", index, long_side)[0]
         path = out / f"calib_{index:06d}.jpg"
         if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise HanjaLiveError(f"cannot write {path}; check that {out} is writable")
