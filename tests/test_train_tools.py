@@ -257,6 +257,30 @@ def test_export_metadata_read_by_app(tmp_path, kind, dynamic, stride, expected):
     assert out.shape == ((1, 14, 6) if expected == "anchor_free" else (1, 6, 15))
 
 
+# float32 output (1, 4+2, 2) anchor_free: candidate 0 scores 0.9, candidate 1 scores 0.1
+F32 = [[[100.0, 400.0], [50.0, 300.0], [20.0, 600.0], [30.0, 500.0], [0.9, 0.1], [0.05, 0.02]]]
+
+
+def _fp16_like(changes):
+    out = np.array(F32)
+    for (row, col), delta in changes.items():
+        out[0, row, col] += delta
+    return out
+
+
+@pytest.mark.parametrize("changes, gap, ok", [
+    ({}, 0.0, True),
+    ({(0, 0): 0.3}, 0.3, True),        # a kept box off by 0.3 px of 100
+    ({(2, 0): 2.0}, 2.0, False),       # a kept box 2 px wider: too far
+    ({(2, 1): 10.0}, 0.0, True),       # a dropped candidate's 600-px box, 10 px off: not drawn, not checked
+    ({(4, 1): 0.005}, 0.005, True),    # scores within 0.01
+    ({(5, 1): 0.05}, 0.05, False),     # a score 0.05 off, on any candidate
+])
+def test_fp16_gap_checks_scores_and_kept_boxes(changes, gap, ok):
+    got = ex.fp16_gap(np.array(F32), _fp16_like(changes), "anchor_free")
+    assert got[0] == pytest.approx(gap) and got[1] is ok
+
+
 @needs_onnx
 def test_fp16_copy_close_to_fp32(tmp_path):
     pytest.importorskip("onnxruntime.transformers.float16")

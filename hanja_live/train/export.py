@@ -11,7 +11,8 @@
 * a network pruned by hanja_live.train.prune carries its pruning record into the metadata
   (pruned_ratio, pruned_macs_kept, ...).
 * ``--fp16-out`` adds a float16 copy (float16 input and output too), checked in onnxruntime
-  against the float32 model on a random input.
+  against the float32 model on a rendered scene: the class scores of every candidate, and the
+  boxes of the candidates the app would keep.
 """
 
 import argparse
@@ -29,9 +30,14 @@ from hanja_live.errors import HanjaLiveError, ModelError
 from hanja_live.model_info import LAYOUTS, model_info_from_mapping, sidecar_path
 
 DEFAULT_OPSET = 12
-# float16 vs float32 outputs on the same input: |a - b| <= FP16_ATOL + FP16_RTOL * |a|
-FP16_ATOL = 0.05
+# float16 vs float32 outputs on the same input: |a - b| <= ATOL + FP16_RTOL * |a|
+FP16_SCORE_ATOL = 0.01
+FP16_BOX_ATOL = 0.5  # pixels of network input
 FP16_RTOL = 0.02
+# Boxes are compared only for candidates that float32 scores at least this (the app's default
+# threshold): the boxes of the rest can be hundreds of pixels, carry float16's rounding of that
+# size (measured: up to 10 px on real frames, also in earlier models), and are never drawn.
+FP16_CHECK_CONF = 0.25
 
 
 def static_input_hw(model):
@@ -134,6 +140,32 @@ def save_model(model, out, names, stride, precision, provenance=None, simplify=F
     return meta
 
 
+def fp16_gap(ref, got, layout):
+    """(largest |float32 - float16| over what the app uses, within tolerance?) for one output:
+    every class score, and the boxes of candidates float32 scores >= FP16_CHECK_CONF."""
+    a, b = np.asarray(ref, np.float64)[0], np.asarray(got, np.float64)[0]
+    if layout == LAYOUTS[1]:  # anchor_free (4+nc, N) -> (N, 4+nc)
+        a, b = a.T, b.T
+        first, conf = 4, a[:, 4:].max(axis=1) if a.shape[1] > 4 else np.zeros(len(a))
+    else:  # anchor_based (N, 5+nc): objectness times the best class score
+        first, conf = 4, a[:, 4] * (a[:, 5:].max(axis=1) if a.shape[1] > 5 else 1.0)
+    keep = conf >= FP16_CHECK_CONF
+    scores = np.abs(a[:, first:] - b[:, first:])
+    boxes = np.abs(a[keep, :4] - b[keep, :4])
+    ok = (np.all(scores <= FP16_SCORE_ATOL + FP16_RTOL * np.abs(a[:, first:]))
+          and np.all(boxes <= FP16_BOX_ATOL + FP16_RTOL * np.abs(a[keep, :4])))
+    gap = max(float(scores.max()) if scores.size else 0.0, float(boxes.max()) if boxes.size else 0.0)
+    return gap, bool(ok)
+
+
+def rendered_scene(h, w):
+    """(1, 3, h, w) float32 RGB in [0, 1]: a synthetic test scene with written characters."""
+    from hanja_live.train.compose import make_sample
+
+    image = make_sample(np.random.default_rng(0), "test", (h, w), layout="scattered")[0]
+    return np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)[None], np.float32) / np.float32(255)
+
+
 def convert_fp16(src, dst):
     """float16 copy of the ONNX model ``src`` at ``dst``; checks its outputs against ``src``."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -144,7 +176,7 @@ def convert_fp16(src, dst):
     provenance = {k: v for k, v in meta.items()
                   if k not in ("names", "imgsz", "stride", "layout", "task", "precision")}
     h, w = static_input_hw(model)
-    feed = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    feed = rendered_scene(h, w)
     ref = run_onnxruntime(model, feed)
     half = convert_float_to_float16(model, keep_io_types=False)
     got = run_onnxruntime(half, feed)
@@ -153,11 +185,13 @@ def convert_fp16(src, dst):
         if a.shape != b.shape:
             raise ModelError(f"{dst}: float16 output shape {b.shape} is not float32's {a.shape}; "
                              f"keep the float32 model")
-        if not np.allclose(b, a, atol=FP16_ATOL, rtol=FP16_RTOL):
-            raise ModelError(f"{dst}: float16 outputs differ from float32 by up to "
-                             f"{np.abs(a - b).max():.4g}; keep the float32 model")
-        worst = max(worst, float(np.abs(a - b).max()))
-    print(f"export: float16 vs float32 max |diff| {worst:.4g} on a random input")
+        gap, ok = fp16_gap(a, b, meta["layout"])
+        if not ok:
+            raise ModelError(f"{dst}: float16 scores or kept boxes differ from float32 by up to "
+                             f"{gap:.4g}; keep the float32 model")
+        worst = max(worst, gap)
+    print(f"export: float16 vs float32 max |diff| {worst:.4g} on a rendered scene (scores, and "
+          f"boxes scoring >= {FP16_CHECK_CONF})")
     provenance["fp16_from"] = Path(src).name
     provenance["fp16_max_abs_diff"] = f"{worst:.4g}"
     return save_model(half, dst, names, int(meta["stride"]), "fp16", provenance)
