@@ -64,7 +64,9 @@ def test_fp16_model_agrees_with_fp32(scenes):
         b, _ = d16(image)
         assert len(a) == len(b)
         np.testing.assert_array_equal(a.cls, b.cls)
-        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=2.0)
+        # the same boxes, up to NMS keeping a neighbouring candidate when float16 reorders near-equal
+        # scores (seen: 2.2 px on a 131 px box)
+        assert all(_iou(p, q) >= 0.95 for p, q in zip(a.xyxy, b.xyxy)), (a.xyxy, b.xyxy)
         np.testing.assert_allclose(a.conf, b.conf, atol=0.02)
 
 
@@ -72,8 +74,8 @@ def test_finds_small_characters_in_720p_frames():
     """Scattered characters of at most about 6 % of a 1280x720 frame's height, held-out ink.
 
     The shipped 480x832 input shows such a frame 1.3x larger than a square 640 input; the same
-    weights exported at 640x640 found 53 of these 75 characters, the shipped file 68
-    (models/README.md, Input shape)."""
+    weights exported at 640x640 found 57 of these 75 characters, the shipped file 67 (run 7's
+    weights: 53 and 68; models/README.md, Input shape)."""
     compose = pytest.importorskip("hanja_live.train.compose")
     detector = _detector(MODEL)
     h, w = detector.backend.input.shape[2:]
