@@ -75,7 +75,7 @@ def test_finds_small_characters_in_720p_frames():
 
     The shipped 480x832 input shows such a frame 1.3x larger than a square 640 input; the same
     weights exported at 640x640 found 57 of these 75 characters, the shipped file 67 (run 7's
-    weights: 53 and 68; models/README.md, Input shape)."""
+    weights: 53 and 68; counted with this test's scenes)."""
     compose = pytest.importorskip("hanja_live.train.compose")
     detector = _detector(MODEL)
     h, w = detector.backend.input.shape[2:]

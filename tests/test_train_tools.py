@@ -257,27 +257,33 @@ def test_export_metadata_read_by_app(tmp_path, kind, dynamic, stride, expected):
     assert out.shape == ((1, 14, 6) if expected == "anchor_free" else (1, 6, 15))
 
 
-# float32 output (1, 4+2, 2) anchor_free: candidate 0 scores 0.9, candidate 1 scores 0.1
-F32 = [[[100.0, 400.0], [50.0, 300.0], [20.0, 600.0], [30.0, 500.0], [0.9, 0.1], [0.05, 0.02]]]
+# float32 outputs with two candidates: the first scores 0.9, the second 0.1 (anchor_free) / 0.3 x 0.9
+# and 0.1 x 0.9 (anchor_based); boxes (cx, cy, w, h) in pixels
+FREE = [[[400.0, 400.0], [50.0, 300.0], [20.0, 600.0], [30.0, 500.0], [0.9, 0.1], [0.05, 0.02]]]
+BASED = [[[400.0, 50.0, 20.0, 30.0, 0.3, 0.9, 0.05], [400.0, 300.0, 600.0, 500.0, 0.1, 0.9, 0.02]]]
 
 
-def _fp16_like(changes):
-    out = np.array(F32)
-    for (row, col), delta in changes.items():
-        out[0, row, col] += delta
+def _changed(output, changes):
+    out = np.array(output)
+    for (i, j), delta in changes.items():
+        out[0, i, j] += delta
     return out
 
 
-@pytest.mark.parametrize("changes, gap, ok", [
-    ({}, 0.0, True),
-    ({(0, 0): 0.3}, 0.3, True),        # a kept box off by 0.3 px of 100
-    ({(2, 0): 2.0}, 2.0, False),       # a kept box 2 px wider: too far
-    ({(2, 1): 10.0}, 0.0, True),       # a dropped candidate's 600-px box, 10 px off: not drawn, not checked
-    ({(4, 1): 0.005}, 0.005, True),    # scores within 0.01
-    ({(5, 1): 0.05}, 0.05, False),     # a score 0.05 off, on any candidate
+@pytest.mark.parametrize("layout, output, changes, gap, ok", [
+    ("anchor_free", FREE, {}, 0.0, True),
+    ("anchor_free", FREE, {(0, 0): 0.3}, 0.3, True),       # a kept box's centre 0.3 px off (box 20x30)
+    ("anchor_free", FREE, {(0, 0): 2.0}, 2.0, False),      # 2 px off at cx 400: far for a 30 px box
+    ("anchor_free", FREE, {(2, 0): 2.0}, 2.0, False),      # a kept box 2 px wider
+    ("anchor_free", FREE, {(2, 1): 10.0}, 0.0, True),      # a dropped candidate's 600 px box: not checked
+    ("anchor_free", FREE, {(4, 1): 0.005}, 0.005, True),   # scores within 0.01
+    ("anchor_free", FREE, {(5, 1): 0.05}, 0.05, False),    # a score 0.05 off, on any candidate
+    ("anchor_based", BASED, {(0, 0): 2.0}, 2.0, False),    # kept: 0.3 x 0.9 = 0.27
+    ("anchor_based", BASED, {(1, 2): 10.0}, 0.0, True),    # dropped: 0.1 x 0.9
+    ("anchor_based", BASED, {(1, 4): 0.05}, 0.05, False),  # objectness is a score too
 ])
-def test_fp16_gap_checks_scores_and_kept_boxes(changes, gap, ok):
-    got = ex.fp16_gap(np.array(F32), _fp16_like(changes), "anchor_free")
+def test_fp16_gap_checks_scores_and_kept_boxes(layout, output, changes, gap, ok):
+    got = ex.fp16_gap(np.array(output), _changed(output, changes), layout)
     assert got[0] == pytest.approx(gap) and got[1] is ok
 
 

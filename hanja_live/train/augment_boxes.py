@@ -11,6 +11,7 @@ height ratios (derived / true) per class; 1.000 is a tight box.
 """
 
 import argparse
+import random
 import sys
 from typing import Dict, List
 
@@ -25,7 +26,9 @@ PAGE_HW = (480, 640)
 
 def measure(samples=1000, seed=0, log=print):
     # type: (int, int, object) -> Dict[str, Dict[str, float]]
-    """{class name or "all": {"box_w", "box_h", "hull_w", "hull_h": median ratio, "n"}}."""
+    """{class name or "all": {"box_w", "box_h", "hull_w", "hull_h": median ratio, "n"}}.
+
+    Seeds Python's shared ``random`` module too: ultralytics draws its warps from it."""
     from hanja_live.train.offline import prepare_ultralytics
     from hanja_live.train.train import AUGMENT
 
@@ -38,6 +41,7 @@ def measure(samples=1000, seed=0, log=print):
     h, w = PAGE_HW
     warp.size = (w, h)
     rng = np.random.default_rng(seed)
+    random.seed(seed)
     rows = []  # (cls, box w, box h, hull w, hull h) as ratios to the warped ink's box
     for i in range(samples):
         cls = i % len(TARGETS)

@@ -109,8 +109,8 @@ def frame_ink(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_
     cols = np.flatnonzero(seen.any(axis=0))
     ox, oy = x0 + cx0, y0 + cy0
     box = (ox + int(cols[0]), oy + int(rows[0]), ox + int(cols[-1]) + 1, oy + int(rows[-1]) + 1)
-    centres = cv2.convexHull(cv2.findNonZero(seen.view(np.uint8))).reshape(-1, 1, 2)
-    corners = (centres + np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.int32)).reshape(-1, 1, 2)
+    pixels = cv2.convexHull(cv2.findNonZero(seen.view(np.uint8))).reshape(-1, 1, 2)  # top-left corners
+    corners = (pixels + np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.int32)).reshape(-1, 1, 2)
     hull = cv2.convexHull(corners).reshape(-1, 2) + np.array([ox, oy])
     return box, hull.astype(np.float32)
 
