@@ -581,3 +581,24 @@ def test_hull_labels_stay_tight_through_ultralytics_augmentation(cpu_training):
     assert every["box_w"] > 1.03 and every["box_h"] > 1.03, every
     assert abs(every["hull_w"] - 1) < 0.01 and abs(every["hull_h"] - 1) < 0.01, every
     assert len(format_report(report)) == len(report) + 1
+
+
+def test_loader_cost_compares_hull_and_box_labels_on_the_same_images(tmp_path, cpu_training):
+    from hanja_live.train import dataset
+    from hanja_live.train.augment_boxes import loader_cost
+
+    dataset.generate(str(tmp_path / "d"), {"train": 6}, seed=2, long_side=320, progress=False)
+    report = loader_cost(str(tmp_path / "d"), imgsz=320, log=None)
+    assert set(report) == {"hull", "box"}
+    assert report["hull"]["images"] == report["box"]["images"] == 6
+    assert report["box"]["boxes"] > 0 and report["hull"]["ms"] > 0
+    # the same images and random draws: about the same boxes survive either kind of label
+    assert abs(report["hull"]["boxes"] - report["box"]["boxes"]) <= 1.0, report
+
+
+def test_augment_boxes_loader_needs_a_data_set(tmp_path):
+    from hanja_live.train.augment_boxes import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--loader", str(tmp_path)])
+    assert "no labels/train" in str(exc.value) and "hanja_live.train.dataset" in str(exc.value)

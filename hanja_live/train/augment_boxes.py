@@ -2,17 +2,26 @@
 augmentation? Box labels against the ink-hull polygon labels that our data set writes.
 
     python -m hanja_live.train.augment_boxes [--samples 1000] [--seed 0]
+    python -m hanja_live.train.augment_boxes --loader DATA   # a data set made by hanja_live.train.dataset
 
 Each sample writes one hanja numeral with the training ink at a random size, draws one warp
 of ultralytics' RandomPerspective with our settings (train.AUGMENT), and compares the box
 ultralytics derives with the box of the warped ink itself: from a box label it bounds the
 box's warped corners, from a polygon label the warped polygon. Prints the median width and
 height ratios (derived / true) per class; 1.000 is a tight box.
+
+--loader runs ultralytics' training loader (mosaic and our augmentation) over DATA's train split
+twice, with its hull labels and with the same labels cut to boxes, drawing the same random
+numbers for both: boxes kept per image and milliseconds per image, for each kind of label.
 """
 
 import argparse
+import os
 import random
 import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
@@ -73,6 +82,62 @@ def measure(samples=1000, seed=0, log=print):
     return report
 
 
+def box_label_copy(data, out):
+    # type: (str, str) -> str
+    """``out``: DATA's train split with each polygon label cut to its box ("cls cx cy w h"), the
+    images linked; returns the image folder."""
+    from hanja_live.train.dataset import yolo_lines
+    from hanja_live.train.evaluate import read_labels
+
+    src = os.path.join(data, "labels", "train")
+    os.makedirs(os.path.join(out, "labels", "train"))
+    os.makedirs(os.path.join(out, "images"))
+    os.symlink(os.path.abspath(os.path.join(data, "images", "train")), os.path.join(out, "images", "train"))
+    for name in os.listdir(src):
+        if name.endswith(".txt"):
+            cls, xyxy = read_labels(Path(src, name), 1, 1, len(CLASS_NAMES))
+            lines = yolo_lines(np.c_[cls, xyxy], (1, 1))
+            with open(os.path.join(out, "labels", "train", name), "w") as f:
+                f.write("".join(line + "\n" for line in lines))
+    return os.path.join(out, "images", "train")
+
+
+def loader_cost(data, imgsz=640, log=print):
+    # type: (str, int, object) -> Dict[str, Dict[str, float]]
+    """{"hull" / "box": {"boxes": mean boxes per image, "ms": median ms per image}} over DATA's
+    train split, each image loaded once to warm up, then once measured; seeds ``random``."""
+    from hanja_live.train.offline import prepare_ultralytics
+    from hanja_live.train.train import AUGMENT
+
+    prepare_ultralytics()
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data.dataset import YOLODataset
+
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {"hull": os.path.join(data, "images", "train"), "box": box_label_copy(data, tmp)}
+        for kind, folder in folders.items():
+            loader = YOLODataset(img_path=folder, imgsz=imgsz, augment=True, batch_size=16, task="detect",
+                                 hyp=get_cfg(overrides=dict(AUGMENT, mosaic=1.0)),
+                                 data={"names": dict(enumerate(CLASS_NAMES)), "nc": len(CLASS_NAMES), "channels": 3})
+            boxes, seconds = [], []
+            for warm in (True, False):
+                for i in range(len(loader)):
+                    random.seed(i)
+                    np.random.seed(i)
+                    t0 = time.perf_counter()
+                    item = loader[i]
+                    if not warm:
+                        seconds.append(time.perf_counter() - t0)
+                        boxes.append(len(item["bboxes"]))
+            report[kind] = {"boxes": float(np.mean(boxes)), "ms": 1000.0 * float(np.median(seconds)),
+                            "images": len(boxes)}
+            if log:
+                log("augment_boxes: %s labels: %.2f boxes per image, %.1f ms per image (median of %d)"
+                    % (kind, report[kind]["boxes"], report[kind]["ms"], len(boxes)))
+    return report
+
+
 def format_report(report):
     # type: (Dict[str, Dict[str, float]]) -> List[str]
     lines = ["class     n   box label: w / h    hull label: w / h   (derived / true box, median)"]
@@ -86,7 +151,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m hanja_live.train.augment_boxes", description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", type=int, default=1000, help="characters to warp (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loader", metavar="DATA",
+                   help="instead: the training loader's boxes and time per image on DATA's train split, "
+                        "hull labels against box labels")
     args = p.parse_args(argv)
+    if args.loader:
+        if not os.path.isdir(os.path.join(args.loader, "labels", "train")):
+            sys.exit("augment_boxes: %s has no labels/train; make it with python -m hanja_live.train.dataset"
+                     % args.loader)
+        loader_cost(args.loader)
+        return
     if args.samples < 1:
         sys.exit("augment_boxes: --samples must be at least 1")
     for line in format_report(measure(args.samples, args.seed)):
