@@ -177,15 +177,15 @@ def test_make_sample_rejects_unknown_layout():
 
 def _read_labels(path):
     """Polygon label lines -> [cls, cx, cy, w, h] of their bounds, normalised."""
-    rows = []
+    from pathlib import Path
+
+    from hanja_live.train.evaluate import read_labels
+
     with open(path) as f:
         for line in f.read().splitlines():
-            values = line.split()
-            assert len(values) >= 7 and len(values) % 2 == 1, line
-            points = np.array(values[1:], np.float64).reshape(-1, 2)
-            (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
-            rows.append([int(values[0]), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-    return rows
+            assert len(line.split()) >= 7 and len(line.split()) % 2 == 1, line
+    cls, xyxy = read_labels(Path(path), 1, 1, len(CLASS_NAMES))
+    return [[int(c), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1] for c, (x1, y1, x2, y2) in zip(cls, xyxy)]
 
 
 @pytest.fixture(scope="module")

@@ -105,14 +105,11 @@ def frame_ink(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_
     seen = ink[cy0:cy1, cx0:cx1]
     if total == 0 or np.count_nonzero(seen) < min_visible * total:
         return None
-    rows = np.flatnonzero(seen.any(axis=1))
-    cols = np.flatnonzero(seen.any(axis=0))
-    ox, oy = x0 + cx0, y0 + cy0
-    box = (ox + int(cols[0]), oy + int(rows[0]), ox + int(cols[-1]) + 1, oy + int(rows[-1]) + 1)
     pixels = cv2.convexHull(cv2.findNonZero(seen.view(np.uint8))).reshape(-1, 1, 2)  # top-left corners
     corners = (pixels + np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.int32)).reshape(-1, 1, 2)
-    hull = cv2.convexHull(corners).reshape(-1, 2) + np.array([ox, oy])
-    return box, hull.astype(np.float32)
+    hull = cv2.convexHull(corners).reshape(-1, 2) + np.array([x0 + cx0, y0 + cy0])
+    (x1, y1), (x2, y2) = hull.min(axis=0), hull.max(axis=0)
+    return (int(x1), int(y1), int(x2), int(y2)), hull.astype(np.float32)
 
 
 def frame_box(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_VISIBLE):

@@ -162,12 +162,15 @@ def fp16_gap(ref, got, layout):
     return gap, bool(ok)
 
 
-def rendered_scene(h, w):
-    """(1, 3, h, w) float32 RGB in [0, 1]: a synthetic test scene with written characters."""
+def rendered_scene(h, w, stride):
+    """(1, 3, h, w) float32: a synthetic test scene with written characters, as the app feeds it."""
+    from hanja_live.letterbox import Letterbox
     from hanja_live.train.compose import make_sample
 
     image = make_sample(np.random.default_rng(0), "test", (h, w), layout="scattered")[0]
-    return np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)[None], np.float32) / np.float32(255)
+    feed = np.zeros((1, 3, h, w), np.float32)
+    Letterbox(feed, stride=stride)(image)
+    return feed
 
 
 def convert_fp16(src, dst):
@@ -180,7 +183,7 @@ def convert_fp16(src, dst):
     provenance = {k: v for k, v in meta.items()
                   if k not in ("names", "imgsz", "stride", "layout", "task", "precision")}
     h, w = static_input_hw(model)
-    feed = rendered_scene(h, w)
+    feed = rendered_scene(h, w, int(meta["stride"]))
     ref = run_onnxruntime(model, feed)
     half = convert_float_to_float16(model, keep_io_types=False)
     got = run_onnxruntime(half, feed)
