@@ -18,7 +18,7 @@ from .overlay import Annotator
 from .pipeline import Output, Pipeline, Presenter
 from .sinks import JsonLinesSink, PacedRecorder, VideoSink, WindowSink, window_available
 from .sources import open_source
-from .stop_signals import StopSignals
+from .stop_signals import StopSignals, Stopped
 from .workers import plan_workers, usable_cpus
 
 log = logging.getLogger("hanja_live")
@@ -104,53 +104,61 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         log.info("headless: the annotated video goes to %s", record)
     video = json_sink = None
     frames = None
-    # everything opened is closed again on the way out, also when a later step fails: a
-    # restarted kiosk must not pile up cameras and GPU contexts
-    with contextlib.ExitStack() as stack:
-        stop = stack.enter_context(StopSignals())  # first in, last out: covers the closing
-        detectors = load_detectors(model)
-        for d in detectors:
-            stack.enter_context(d.backend)
-        detector = detectors[0]
-        annotator = Annotator(detector.names)
-        src = stack.enter_context(open_source(
-            uri, width=source.width, height=source.height, fps=source.fps,
-            csi_flip=source.csi_flip, loop=loop, read_timeout_s=source.read_timeout_s,
-            reconnect=source.reconnect, reconnect_max_s=source.reconnect_max_s))
+    stop = StopSignals()
+    try:
+        # everything opened is closed again on the way out, also when a later step fails: a
+        # restarted kiosk must not pile up cameras and GPU contexts
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(stop)  # first in, last out: covers the closing
+            detectors = load_detectors(model)
+            for d in detectors:
+                stack.enter_context(d.backend)
+            stop.check()  # each slow step: a Ctrl-C meanwhile ends the start here
+            detector = detectors[0]
+            annotator = Annotator(detector.names)
+            src = stack.enter_context(open_source(
+                uri, width=source.width, height=source.height, fps=source.fps,
+                csi_flip=source.csi_flip, loop=loop, read_timeout_s=source.read_timeout_s,
+                reconnect=source.reconnect, reconnect_max_s=source.reconnect_max_s))
+            stop.check()
 
-        def file_sink(make):
+            def file_sink(make):
+                try:
+                    return stack.enter_context(make())
+                except SinkError as exc:
+                    if not resume:
+                        raise
+                    # a restarted kiosk shows its live view even if the disk filled meanwhile
+                    log.warning("%s; going on without it", exc)
+                    return None
+
+            if record:
+                video = file_sink(lambda: VideoSink(
+                    record, fps=src.fps or float(source.fps), overwrite=output.overwrite,
+                    segment_s=output.record_segment_s, min_free_mb=output.min_free_mb))
+                if video is not None and src.is_live:
+                    video = stack.enter_context(PacedRecorder(video))
+            if output.json:
+                json_sink = file_sink(lambda: JsonLinesSink(
+                    output.json, detector.names, overwrite=output.overwrite, append=resume,
+                    min_free_mb=output.min_free_mb))
+            if show_window and window is None:
+                window = stack.enter_context(WindowSink(display.title, kiosk=display.kiosk,
+                                                        quit_keys=display.kiosk_quit_keys))
+            stop.check()
+            log.info("source: %s", src.description)
+            if on_running is not None:
+                on_running()
             try:
-                return stack.enter_context(make())
-            except SinkError as exc:
-                if not resume:
-                    raise
-                # a restarted kiosk shows its live view even if the disk filled meanwhile
-                log.warning("%s; going on without it", exc)
-                return None
-
-        if record:
-            video = file_sink(lambda: VideoSink(
-                record, fps=src.fps or float(source.fps), overwrite=output.overwrite,
-                segment_s=output.record_segment_s, min_free_mb=output.min_free_mb))
-            if video is not None and src.is_live:
-                video = stack.enter_context(PacedRecorder(video))
-        if output.json:
-            json_sink = file_sink(lambda: JsonLinesSink(
-                output.json, detector.names, overwrite=output.overwrite, append=resume,
-                min_free_mb=output.min_free_mb))
-        if show_window and window is None:
-            window = stack.enter_context(WindowSink(display.title, kiosk=display.kiosk,
-                                                    quit_keys=display.kiosk_quit_keys))
-        log.info("source: %s", src.description)
-        if on_running is not None:
-            on_running()
-        try:
-            frames = _loop(src, detectors, annotator, video, json_sink, window, display.show_fps,
-                           source.read_timeout_s)
-        except KeyboardInterrupt:
-            log.info("%s: closing outputs", stop.name or "interrupted")
-        finally:
-            stop.hold()
+                frames = _loop(src, detectors, annotator, video, json_sink, window,
+                               display.show_fps, source.read_timeout_s, stop.requested)
+            finally:
+                stop.hold()
+            if stop.received is not None:
+                log.info("%s: closing outputs", stop.name)
+    except Stopped as exc:
+        log.info("%s: stopped before the first frame", exc)
+        return 128 + exc.signum
     if video is not None and video.finished:
         log.info("recording saved: %s", video.finished[0] if len(video.finished) == 1 else
                  "%d files, %s ... %s" % (len(video.finished), video.finished[0],
@@ -166,8 +174,10 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
     return stop.exit_code or 0
 
 
-def _loop(src, detectors, annotator, video, json_sink, window, show_fps, read_timeout_s):
-    """The pipelined loop (hanja_live.pipeline) with the app's outputs; returns frames shown."""
+def _loop(src, detectors, annotator, video, json_sink, window, show_fps, read_timeout_s,
+          stop_requested):
+    """The pipelined loop (hanja_live.pipeline) with the app's outputs; returns frames shown.
+    stop_requested: polled between frames (a stop signal came)."""
     outputs = []
     if video is not None:
         outputs.append(Output("recording to %s" % video.path,
@@ -176,4 +186,5 @@ def _loop(src, detectors, annotator, video, json_sink, window, show_fps, read_ti
         outputs.append(Output("detections to %s" % json_sink.path,
                               lambda frame, image, detections: json_sink.write(frame, detections)))
     presenter = Presenter(annotator, outputs, window=window, show_fps=show_fps)
-    return Pipeline(src, detectors, presenter, read_timeout_s=read_timeout_s).run()
+    return Pipeline(src, detectors, presenter, read_timeout_s=read_timeout_s,
+                    stop_requested=stop_requested).run()

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import HanjaLiveError
 from .sinks import WindowSink, window_available
-from .stop_signals import StopSignals
+from .stop_signals import StopSignals, Stopped
 
 log = logging.getLogger("hanja_live")
 
@@ -71,13 +71,16 @@ class Supervisor(object):
     signature of app.run_live) again after each failure; see the module text.
 
     window: the WindowSink to show the restart notice in (None: just wait).
+    stop:   the StopSignals in force between runs: a stop signal during a pause raises its
+            Stopped (None: no check)
     """
 
     def __init__(self, run, window=None, first_delay_s=FIRST_DELAY_S, max_delay_s=MAX_DELAY_S,
-                 healthy_s=HEALTHY_S):
-        # type: (Callable[..., int], Optional[Any], float, float, float) -> None
+                 healthy_s=HEALTHY_S, stop=None):
+        # type: (Callable[..., int], Optional[Any], float, float, float, Optional[StopSignals]) -> None
         self._run = run
         self._window = window
+        self._stop = stop
         self._first_delay_s = first_delay_s
         self._max_delay_s = max_delay_s
         self._healthy_s = healthy_s
@@ -90,6 +93,8 @@ class Supervisor(object):
         """The exit code: that of a run ended by the quit sequence or a signal."""
         delay = self._first_delay_s
         while True:
+            if self._stop is not None:
+                self._stop.check()
             running = []  # type: List[bool]
             started = time.monotonic()
             try:
@@ -125,17 +130,17 @@ class Supervisor(object):
         # type: (float, str) -> bool
         """Pause, showing the notice; True when the quit sequence was typed meanwhile."""
         end = time.monotonic() + seconds
-        if self._window is None:
-            time.sleep(seconds)
-            return False
         image = None
         while True:
+            if self._stop is not None:
+                self._stop.check()
             left = end - time.monotonic()
             if left <= 0:
                 return False
-            image = restart_notice(left, reason, image)
-            if self._window.show(image) == "quit":
-                return True
+            if self._window is not None:
+                image = restart_notice(left, reason, image)
+                if self._window.show(image) == "quit":
+                    return True
             time.sleep(min(0.05, max(0.0, left)))
 
 
@@ -153,7 +158,8 @@ def run_kiosk(model, source, display, output, run=None):
     with StopSignals() as stop:
         try:
             with WindowSink(display.title, kiosk=True, quit_keys=display.kiosk_quit_keys) as window:
-                return Supervisor(run, window).run(model, source, display, output)
-        except KeyboardInterrupt:
-            log.info("kiosk: stopped by %s", stop.name or "Ctrl-C")
-            return stop.exit_code or 130
+                stop.check()
+                return Supervisor(run, window, stop=stop).run(model, source, display, output)
+        except Stopped as exc:
+            log.info("kiosk: stopped by %s", exc)
+            return 128 + exc.signum

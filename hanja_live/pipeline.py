@@ -220,10 +220,13 @@ class Pipeline(object):
                 status_text) over the last frame and in the log
     on_frame:   called with a FrameRecord after each presented frame; returning True stops
     log_every_s: the "frame N  fps ..." log line this often (None: never)
+    stop_requested: polled between frames (at least every POLL_S); True stops like stop().
+                For flags that signal handlers set: a handler must not take stop()'s lock,
+                which the thread it interrupts may be holding
     """
 
     def __init__(self, src, detectors, presenter, read_timeout_s=2.0, on_frame=None,
-                 log_every_s=STATUS_EVERY_S):
+                 log_every_s=STATUS_EVERY_S, stop_requested=None):
         self.detectors = list(detectors) if isinstance(detectors, (list, tuple)) \
             else [detectors]
         backends = [id(getattr(d, "backend", d)) for d in self.detectors]
@@ -235,6 +238,7 @@ class Pipeline(object):
         self.read_timeout_s = float(read_timeout_s)
         self.on_frame = on_frame
         self.log_every_s = log_every_s
+        self._stop_requested = stop_requested  # type: Optional[Callable[[], bool]]
         self.frames = 0  # presented so far
         self._handoff = _Handoff(len(self.detectors))
         self._read_lock = threading.Lock()  # one reader at a time: tickets in frame order
@@ -356,7 +360,7 @@ class Pipeline(object):
         shown = None  # type: Optional[np.ndarray]  # last image written and shown
         stall = _StallNotice(self)
         last_status = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stopping():
             if paused:
                 action = window.poll()
                 if action is None:
@@ -411,6 +415,12 @@ class Pipeline(object):
             if paused:
                 self._resume.clear()
         return self.frames
+
+    def _stopping(self):
+        # type: () -> bool
+        if self._stop_requested is not None and self._stop_requested():
+            self._stop.set()
+        return self._stop.is_set()
 
     def _resume_after_pause(self):
         # a live result from before the pause would show the past for a frame or two

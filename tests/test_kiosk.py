@@ -18,6 +18,7 @@ from conftest import write_video
 from hanja_live.errors import ModelError, SourceError
 from hanja_live.kiosk import Supervisor, ascii_line, kiosk_settings, restart_notice
 from hanja_live.config import load_config
+from hanja_live.stop_signals import StopSignals, Stopped
 from live_process import LiveProcess, count_lines
 from mjpeg_camera import MjpegCamera
 from test_sinks import frame_number, numbered_frame, read_back
@@ -85,6 +86,23 @@ def test_a_healthy_run_resets_the_pause():
     supervisor = Supervisor(run, first_delay_s=0.01, max_delay_s=1.0, healthy_s=0.0)
     assert supervisor.run(None, None, None, None) == 143
     assert supervisor.delays == [0.01, 0.01, 0.01]
+
+
+def test_a_stop_signal_during_the_pause_ends_the_kiosk():
+    # the source ended, the supervisor pauses 30 s before the restart; SIGTERM comes meanwhile
+    def run_then_signal(model, source, display, output, window=None, resume=False,
+                        on_running=None):
+        on_running()
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    with StopSignals() as stop:
+        supervisor = Supervisor(run_then_signal, first_delay_s=30.0, stop=stop)
+        started = time.monotonic()
+        with pytest.raises(Stopped) as stopped:
+            supervisor.run(None, None, None, None)
+    assert stopped.value.signum == signal.SIGTERM and supervisor.reasons == ["the source ended"]
+    assert time.monotonic() - started < 20  # not the whole pause
 
 
 def test_kiosk_settings_loop_and_segment():

@@ -110,12 +110,13 @@ class Collect(object):
             self.ahead.append(p.inferred - p.frames - 1)
 
 
-def run_pipeline(src, detector, outputs, window=None, on_frame=None, read_timeout_s=2.0):
+def run_pipeline(src, detector, outputs, window=None, on_frame=None, read_timeout_s=2.0,
+                 stop_requested=None):
     names = (detector[0] if isinstance(detector, list) else detector).names
     presenter = Presenter(Annotator(names), [Output("collect", o.write) for o in outputs],
                           window=window)
     pipeline = Pipeline(src, detector, presenter, read_timeout_s=read_timeout_s,
-                        on_frame=on_frame, log_every_s=None)
+                        on_frame=on_frame, log_every_s=None, stop_requested=stop_requested)
     for o in outputs:
         o.pipeline = pipeline
     return pipeline, pipeline.run()
@@ -337,6 +338,32 @@ def test_real_sigint_stops_cleanly(tmp_path, detector):
     assert 6 <= len(out.indices) < 200
     assert inference_threads() == []
     assert [t.name for t in threading.enumerate() if t.name == "video-decoder"] == []
+
+
+@pytest.mark.parametrize("then", ["end", "stall"])
+def test_stop_requested_ends_the_run_between_frames(detector, then):
+    """A flag a signal handler set (StopSignals.requested) ends the run like stop(): after the
+    frame in hand while frames flow, or at the next poll while none comes (a stalled camera)."""
+    frames = 200 if then == "end" else 6
+    src = ListSource(numbered(frames), then=then, live=False)
+    out = Collect()
+    if then == "end":
+        asked = lambda: len(out.indices) >= 6  # noqa: E731
+    else:
+        asked = lambda: src.empty_reads >= 3  # noqa: E731
+    presenter = Presenter(Annotator(detector.names), [Output("collect", out.write)])
+    pipeline = Pipeline(src, detector, presenter, log_every_s=None, stop_requested=asked)
+    out.pipeline = pipeline
+    guard = threading.Timer(30.0, pipeline.stop)  # a loop that never polls still ends
+    guard.start()
+    try:
+        shown = pipeline.run()
+    finally:
+        guard.cancel()
+    assert shown == len(out.indices) == 6
+    assert out.indices == list(range(6)) and inference_threads() == []
+    if then == "stall":
+        assert 3 <= src.empty_reads < 100  # polls of 0.05 s each: not the guard's 30 s
 
 
 # (actions of show() by frames shown, of poll() while paused, frames the loop must show,

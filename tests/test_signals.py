@@ -1,13 +1,19 @@
 """Real signals to the real app (``python -m hanja_live run`` in a child process): the
-recording it was writing must play afterwards, whatever stopped it."""
+recording it was writing must play afterwards, whatever stopped it. Then the handlers in
+this process: they take note and never raise, also when several signals come at once."""
 
 import json
+import logging
 import os
 import signal
+import time
 
 import pytest
 
 from conftest import write_video
+from hanja_live import app
+from hanja_live.config import load_config
+from hanja_live.stop_signals import StopSignals, Stopped
 from live_process import LiveProcess, count_lines
 from test_pipeline import _GST_OK, _GST_WHY
 from test_sinks import frame_number, numbered_frame, read_back
@@ -116,3 +122,75 @@ def test_live_recording_keeps_the_camera_clock(tmp_path):
     # held only the frames shown: 20 % short here)
     assert abs(len(frames) - span) <= max(3, 0.05 * span), (len(frames), span, len(shown))
     assert "frames repeated" in log
+
+
+def send_together(*signums):
+    """Deliver ``signums`` to this process at one moment: blocked while they are sent, then
+    unblocked at once (a signal sent twice is then pending once)."""
+    mask = set(signums)
+    signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    try:
+        for signum in signums:
+            os.kill(os.getpid(), signum)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
+
+
+# (signals sent together, before or after hold(); the first noted, the later ones; CPython
+# runs the handlers of pending signals in number order: SIGHUP 1, SIGINT 2, SIGTERM 15)
+TOGETHER = [
+    ([signal.SIGINT], False, signal.SIGINT, []),
+    ([signal.SIGTERM], False, signal.SIGTERM, []),
+    ([signal.SIGTERM, signal.SIGTERM, signal.SIGINT], False, signal.SIGINT, [signal.SIGTERM]),
+    ([signal.SIGTERM, signal.SIGHUP], False, signal.SIGHUP, [signal.SIGTERM]),
+    ([signal.SIGTERM], True, signal.SIGTERM, []),  # while the outputs close: told to wait
+]
+
+
+@pytest.mark.parametrize("sent, holding, first, late", TOGETHER)
+def test_handlers_take_note_and_never_raise(capfd, sent, holding, first, late):
+    with StopSignals() as stop:
+        if holding:
+            stop.hold()
+        assert not stop.requested()
+        stop.check()  # nothing came yet: no Stopped
+        send_together(*sent)
+        for _ in range(5):
+            time.sleep(0.01)  # the handlers run between these calls, and raise nothing
+        assert stop.requested() and stop.received == first and stop.late == late
+        assert stop.name == signal.Signals(first).name and stop.exit_code == 128 + first
+        with pytest.raises(Stopped) as stopped:
+            stop.check()
+        assert stopped.value.signum == first and str(stopped.value) == stop.name
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    told = capfd.readouterr().err.splitlines()
+    expected = late + ([first] if holding else [])
+    assert told == ["hanja_live: %s: still finishing the outputs, a moment (kill -9 now would "
+                    "lose the unfinished recording segment)" % signal.Signals(s).name
+                    for s in expected]
+
+
+def test_a_signal_while_starting_ends_the_start(tmp_path, clip, tiny_model, caplog,
+                                                monkeypatch):
+    # SIGTERM while the model loads: nothing after that step is opened
+    real_load = app.load_detectors
+    loaded = []
+
+    def load_then_signal(model):
+        loaded.extend(real_load(model))
+        os.kill(os.getpid(), signal.SIGTERM)
+        return loaded
+
+    monkeypatch.setattr(app, "load_detectors", load_then_signal)
+    record = tmp_path / "rec.mp4"
+    config = load_config(overrides={
+        "model": {"path": tiny_model}, "source": {"uri": clip, "loop": True},
+        "display": {"window": False}, "output": {"record": str(record)}})
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.INFO):
+        code = app.run_live(config.model, config.source, config.display, config.output)
+    assert code == 128 + signal.SIGTERM and loaded
+    assert "SIGTERM: stopped before the first frame" in caplog.text
+    assert "source:" not in caplog.text  # the source was never reported open
+    assert sorted(os.listdir(str(tmp_path))) == ["clip.avi", "tiny.onnx"]  # no recording begun
+    assert signal.getsignal(signal.SIGTERM) == before
