@@ -120,6 +120,12 @@ def loader_cost(data, imgsz=640, log=print):
             loader = YOLODataset(img_path=folder, imgsz=imgsz, augment=True, batch_size=16, task="detect",
                                  hyp=get_cfg(overrides=dict(AUGMENT, mosaic=1.0)),
                                  data={"names": dict(enumerate(CLASS_NAMES)), "nc": len(CLASS_NAMES), "channels": 3})
+            # ultralytics finds labels beside the image paths it holds; had it resolved the link, the
+            # box run would read the hull labels (as train's check_det_dataset does for data.yaml paths)
+            polygons = sum(len(label["segments"]) for label in loader.labels)
+            if (polygons > 0) != (kind == "hull"):
+                raise RuntimeError("augment_boxes: the %s run read %d polygon labels from %s"
+                                   % (kind, polygons, os.path.dirname(loader.label_files[0])))
             boxes, seconds = [], []
             for warm in (True, False):
                 for i in range(len(loader)):
