@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -125,13 +126,14 @@ def test_live_recording_keeps_the_camera_clock(tmp_path):
 
 
 def send_together(*signums):
-    """Deliver ``signums`` to this process at one moment: blocked while they are sent, then
-    unblocked at once (a signal sent twice is then pending once)."""
+    """Deliver ``signums`` to this (the main) thread at one moment: blocked while they are sent,
+    then unblocked at once (a signal sent twice is then pending once). Sent to the thread, not
+    the process: another thread (a decoder, ONNX Runtime's pool) would take them one by one."""
     mask = set(signums)
     signal.pthread_sigmask(signal.SIG_BLOCK, mask)
     try:
         for signum in signums:
-            os.kill(os.getpid(), signum)
+            signal.pthread_kill(threading.main_thread().ident, signum)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, mask)
 
