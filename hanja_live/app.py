@@ -110,6 +110,7 @@ def run_live(model, source, display, output, window=None, resume=False, on_runni
         # restarted kiosk must not pile up cameras and GPU contexts
         with contextlib.ExitStack() as stack:
             stack.enter_context(stop)  # first in, last out: covers the closing
+            stop.check()  # a kiosk's stop that came just before
             detectors = load_detectors(model)
             for d in detectors:
                 stack.enter_context(d.backend)

@@ -10,6 +10,7 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from . import __version__
@@ -255,8 +256,8 @@ def main(argv=None):
     except HanjaLiveError as exc:
         sys.stderr.write("hanja_live: error: %s\n" % exc)
         code = 2
-    except KeyboardInterrupt:
-        code = 130
+    except KeyboardInterrupt as exc:  # Stopped (a stop signal) carries its number; Ctrl-C: 2
+        code = 128 + getattr(exc, "signum", signal.SIGINT)
     sys.stdout.flush()
     sys.exit(code)
 

@@ -19,6 +19,13 @@ def count_lines(path):
         return 0
 
 
+def _stop_signals_as_from_a_terminal():
+    # the app keeps a stop signal ignored that it inherited ignored (nohup, a script's "cmd &"),
+    # so a test run started that way would send signals nobody takes
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class LiveProcess(object):
     """The app in a child process; its stderr goes to a file (``log_path``, else a temporary
     one) read with ``log()``."""
@@ -33,7 +40,8 @@ class LiveProcess(object):
         self._err = open(str(log_path), "w+") if log_path else tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "hanja_live"] + [str(a) for a in args],
                                      stdout=subprocess.DEVNULL, stderr=self._err,
-                                     universal_newlines=True, env=full_env, cwd=cwd or ROOT)
+                                     universal_newlines=True, env=full_env, cwd=cwd or ROOT,
+                                     preexec_fn=_stop_signals_as_from_a_terminal)
 
     @property
     def pid(self):

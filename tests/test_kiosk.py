@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import cv2
@@ -88,21 +89,72 @@ def test_a_healthy_run_resets_the_pause():
     assert supervisor.delays == [0.01, 0.01, 0.01]
 
 
-def test_a_stop_signal_during_the_pause_ends_the_kiosk():
-    # the source ended, the supervisor pauses 30 s before the restart; SIGTERM comes meanwhile
-    def run_then_signal(model, source, display, output, window=None, resume=False,
-                        on_running=None):
+class CountingSleep(object):
+    """time.sleep that counts its calls: the kiosk's pause sleeps 0.05 s at a time."""
+
+    def __init__(self):
+        self.calls = 0
+        self._sleep = time.sleep
+
+    def __call__(self, seconds):
+        self.calls += 1
+        self._sleep(seconds)
+
+
+def test_a_stop_signal_during_the_pause_ends_the_kiosk(monkeypatch):
+    # the source ended, the supervisor pauses 30 s before the restart; SIGTERM comes 0.2 s in
+    calls = []
+
+    def source_ended(model, source, display, output, window=None, resume=False,
+                     on_running=None):
+        calls.append(resume)
+        if len(calls) > 1:  # pytest.fail is no Exception: the supervisor cannot catch it
+            pytest.fail("restarted although SIGTERM came during the pause")
         on_running()
-        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return 0
 
+    sleep = CountingSleep()
+    monkeypatch.setattr(time, "sleep", sleep)
     with StopSignals() as stop:
-        supervisor = Supervisor(run_then_signal, first_delay_s=30.0, stop=stop)
-        started = time.monotonic()
+        supervisor = Supervisor(source_ended, first_delay_s=30.0, stop=stop)
         with pytest.raises(Stopped) as stopped:
             supervisor.run(None, None, None, None)
     assert stopped.value.signum == signal.SIGTERM and supervisor.reasons == ["the source ended"]
-    assert time.monotonic() - started < 20  # not the whole pause
+    assert sleep.calls < 200  # the whole pause is 600 naps
+
+
+def test_a_stop_signal_during_a_failing_run_ends_the_kiosk():
+    # the run has its own StopSignals (as app.run_live does), takes SIGTERM, then fails: the
+    # supervisor must not take the failure for a reason to restart
+    calls = []
+
+    def signalled_then_failed(model, source, display, output, window=None, resume=False,
+                              on_running=None):
+        calls.append(resume)
+        if len(calls) > 1:  # pytest.fail is no Exception: the supervisor cannot catch it
+            pytest.fail("restarted although SIGTERM came during the run")
+        on_running()
+        with StopSignals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise SourceError("camera 0 stopped")
+
+    with StopSignals() as stop:
+        supervisor = Supervisor(signalled_then_failed, first_delay_s=30.0, stop=stop)
+        with pytest.raises(Stopped) as stopped:
+            supervisor.run(None, None, None, None)
+    assert stopped.value.signum == signal.SIGTERM and stop.received == signal.SIGTERM
+    assert supervisor.reasons == ["camera 0 stopped"]
+
+
+def test_a_stop_signal_just_before_a_run_reaches_it():
+    # SIGTERM to the kiosk's handlers, then a run starts: its own StopSignals begin with it
+    with StopSignals() as outer:
+        os.kill(os.getpid(), signal.SIGTERM)
+        with StopSignals() as inner:
+            assert inner.received == signal.SIGTERM
+            with pytest.raises(Stopped):
+                inner.check()
 
 
 def test_kiosk_settings_loop_and_segment():

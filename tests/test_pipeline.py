@@ -332,9 +332,14 @@ def test_real_sigint_stops_cleanly(tmp_path, detector):
             os.kill(os.getpid(), signal.SIGINT)
         return False
 
-    with open_source(uri) as src:
-        with pytest.raises(KeyboardInterrupt):
-            run_pipeline(src, detector, [out], on_frame=interrupt)
+    # Python's own Ctrl-C handler, also where this runs with SIGINT ignored (a script's "cmd &")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open_source(uri) as src:
+            with pytest.raises(KeyboardInterrupt):
+                run_pipeline(src, detector, [out], on_frame=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert 6 <= len(out.indices) < 200
     assert inference_threads() == []
     assert [t.name for t in threading.enumerate() if t.name == "video-decoder"] == []

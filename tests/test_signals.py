@@ -149,8 +149,22 @@ TOGETHER = [
 ]
 
 
+@pytest.fixture
+def default_handlers():
+    """SIGINT, SIGTERM and SIGHUP as an interactive shell starts Python (a "cmd &" in a script
+    starts it with SIGINT ignored), put back afterwards."""
+    signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in signums}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in signums[1:]:
+        signal.signal(signum, signal.SIG_DFL)
+    yield
+    for signum, handler in before.items():
+        signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("sent, holding, first, late", TOGETHER)
-def test_handlers_take_note_and_never_raise(capfd, sent, holding, first, late):
+def test_handlers_take_note_and_never_raise(capfd, default_handlers, sent, holding, first, late):
     with StopSignals() as stop:
         if holding:
             stop.hold()
@@ -158,7 +172,7 @@ def test_handlers_take_note_and_never_raise(capfd, sent, holding, first, late):
         stop.check()  # nothing came yet: no Stopped
         send_together(*sent)
         for _ in range(5):
-            time.sleep(0.01)  # the handlers run between these calls, and raise nothing
+            time.sleep(0.01)  # the handlers ran at the unblock or run here; none may raise
         assert stop.requested() and stop.received == first and stop.late == late
         assert stop.name == signal.Signals(first).name and stop.exit_code == 128 + first
         with pytest.raises(Stopped) as stopped:
@@ -170,6 +184,18 @@ def test_handlers_take_note_and_never_raise(capfd, sent, holding, first, late):
     assert told == ["hanja_live: %s: still finishing the outputs, a moment (kill -9 now would "
                     "lose the unfinished recording segment)" % signal.Signals(s).name
                     for s in expected]
+
+
+def test_a_signal_ignored_at_start_stays_ignored(default_handlers):
+    # nohup sets SIGHUP to SIG_IGN so that the run outlives its terminal
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with StopSignals() as stop:
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        send_together(signal.SIGHUP)
+        time.sleep(0.01)
+        assert not stop.requested()
+    assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
 
 
 def test_a_signal_while_starting_ends_the_start(tmp_path, clip, tiny_model, caplog,
