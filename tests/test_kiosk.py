@@ -101,23 +101,30 @@ class CountingSleep(object):
         self._sleep(seconds)
 
 
-def test_a_stop_signal_during_the_pause_ends_the_kiosk(monkeypatch):
-    # the source ended, the supervisor pauses 30 s before the restart; SIGTERM comes 0.2 s in
+def run_once(body):
+    """Stands in for app.run_live: runs ``body()`` once and returns what it returns; a restart
+    fails the test (pytest.fail raises no Exception, so the supervisor cannot catch it)."""
     calls = []
 
-    def source_ended(model, source, display, output, window=None, resume=False,
-                     on_running=None):
+    def run(model, source, display, output, window=None, resume=False, on_running=None):
         calls.append(resume)
-        if len(calls) > 1:  # pytest.fail is no Exception: the supervisor cannot catch it
-            pytest.fail("restarted although SIGTERM came during the pause")
+        if len(calls) > 1:
+            pytest.fail("restarted although SIGTERM came")
         on_running()
+        return body()
+    return run
+
+
+def test_a_stop_signal_during_the_pause_ends_the_kiosk(monkeypatch):
+    # the source ended, the supervisor pauses 30 s before the restart; SIGTERM comes 0.2 s in
+    def source_ended():
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
         return 0
 
     sleep = CountingSleep()
     monkeypatch.setattr(time, "sleep", sleep)
     with StopSignals() as stop:
-        supervisor = Supervisor(source_ended, first_delay_s=30.0, stop=stop)
+        supervisor = Supervisor(run_once(source_ended), first_delay_s=30.0, stop=stop)
         with pytest.raises(Stopped) as stopped:
             supervisor.run(None, None, None, None)
     assert stopped.value.signum == signal.SIGTERM and supervisor.reasons == ["the source ended"]
@@ -127,20 +134,13 @@ def test_a_stop_signal_during_the_pause_ends_the_kiosk(monkeypatch):
 def test_a_stop_signal_during_a_failing_run_ends_the_kiosk():
     # the run has its own StopSignals (as app.run_live does), takes SIGTERM, then fails: the
     # supervisor must not take the failure for a reason to restart
-    calls = []
-
-    def signalled_then_failed(model, source, display, output, window=None, resume=False,
-                              on_running=None):
-        calls.append(resume)
-        if len(calls) > 1:  # pytest.fail is no Exception: the supervisor cannot catch it
-            pytest.fail("restarted although SIGTERM came during the run")
-        on_running()
+    def signalled_then_failed():
         with StopSignals():
             os.kill(os.getpid(), signal.SIGTERM)
             raise SourceError("camera 0 stopped")
 
     with StopSignals() as stop:
-        supervisor = Supervisor(signalled_then_failed, first_delay_s=30.0, stop=stop)
+        supervisor = Supervisor(run_once(signalled_then_failed), first_delay_s=30.0, stop=stop)
         with pytest.raises(Stopped) as stopped:
             supervisor.run(None, None, None, None)
     assert stopped.value.signum == signal.SIGTERM and stop.received == signal.SIGTERM
