@@ -199,7 +199,7 @@ def test_a_signal_ignored_at_start_stays_ignored(default_handlers):
 
 
 def test_a_signal_while_starting_ends_the_start(tmp_path, clip, tiny_model, caplog,
-                                                monkeypatch):
+                                                monkeypatch, default_handlers):
     # SIGTERM while the model loads: nothing after that step is opened
     real_load = app.load_detectors
     loaded = []
