@@ -158,7 +158,6 @@ def run_kiosk(model, source, display, output, run=None):
     with StopSignals() as stop:
         try:
             with WindowSink(display.title, kiosk=True, quit_keys=display.kiosk_quit_keys) as window:
-                stop.check()
                 return Supervisor(run, window, stop=stop).run(model, source, display, output)
         except Stopped as exc:
             log.info("kiosk: stopped by %s", exc)

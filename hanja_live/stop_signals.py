@@ -80,7 +80,7 @@ class StopSignals(object):
     def requested(self):
         # type: () -> bool
         """Whether a stop signal came (for loops that poll: Pipeline's stop_requested)."""
-        return self.received is not None
+        return bool(self._seen)  # polled every frame: no sorting
 
     def check(self):
         # type: () -> None
