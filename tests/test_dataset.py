@@ -423,3 +423,77 @@ def test_small_share_applies_to_the_train_split_only(tmp_path):
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     with pytest.raises(ConfigError, match="--small-share"):
         dataset.main(["--out", str(tmp_path / "d"), "--train", "1", "--small-share", "1.5"])
+
+
+def test_negative_pages_hold_no_targets_and_vary_their_layout():
+    # page_share 1: every training scene is target-free, written as scattered lookalikes, rows
+    # or a grid; with the default mix the same seeds give labelled scenes
+    from hanja_live.train.compose import NegativeMix, make_sample
+    mix = NegativeMix(page_share=1.0)
+    labelled = 0
+    for i in range(12):
+        _, boxes, hulls = make_sample(dataset.sample_rng(31, "train", i), "train", (180, 320), negatives=mix)
+        assert boxes.shape == (0, 5) and hulls == []
+        labelled += len(make_sample(dataset.sample_rng(31, "train", i), "train", (180, 320))[1]) > 0
+    assert labelled >= 6
+
+
+@pytest.mark.parametrize("confusers, share, expect", [
+    ("丸儿", 1.0, set("丸儿")),  # every negative from the list
+    ("丸儿", 0.0, None),  # the list unused: the uniform draw
+    ("ㄹ", 1.0, set("ㄹ")),
+])
+def test_confusers_and_their_share_steer_the_negatives(confusers, share, expect):
+    from hanja_live.train.compose import NegativeMix
+    mix = NegativeMix(confusers=confusers, confuser_share=share)
+    chars = compose._pick_chars(np.random.default_rng(3), "train", 400, 0.0, mix=mix)
+    if expect is not None:
+        assert set(chars) == expect
+    else:
+        assert len(set(chars)) > 100
+    # the held-out test split keeps the uniform draw whatever the mix
+    assert len(set(compose._pick_chars(np.random.default_rng(3), "test", 400, 0.0, mix=mix))) > 100
+
+
+def test_negative_mix_applies_to_the_train_split_only():
+    from hanja_live.train.compose import NegativeMix
+    mix = NegativeMix(page_share=1.0, confusers="丸", confuser_share=1.0)
+    for split in ("val", "test"):
+        a = dataset.generate_one(9, split, 1, 256, negatives=mix)
+        b = dataset.generate_one(9, split, 1, 256)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--negative-pages", "1.5"], "--negative-pages 1.5: give a share"),
+    (["--confuser-share", "-0.1"], "--confuser-share -0.1: give a share"),
+    (["--confusers", "丸Ш"], "not negatives: Ш"),
+    (["--confusers", ""], "empty"),
+])
+def test_negative_mix_flags_reject_bad_values(tmp_path, flags, message):
+    with pytest.raises(ConfigError, match=message):
+        dataset.main(["--out", str(tmp_path / "d"), "--train", "1"] + flags)
+    assert not (tmp_path / "d").exists()
+
+
+def test_negative_mix_is_recorded_with_the_data_set(tmp_path):
+    out = tmp_path / "d"
+    assert dataset.main(["--out", str(out), "--train", "2", "--quiet", "--negative-pages", "1",
+                         "--confusers", "丸儿", "--confuser-share", "0.5"]) == 0
+    info = json.loads((out / "generator.json").read_text(encoding="utf-8"))
+    assert info["negatives"] == {"page_share": 1.0, "confusers": "丸儿", "confuser_share": 0.5}
+    assert all((out / "labels" / "train" / name).read_text() == ""
+               for name in ("train_000000.txt", "train_000001.txt"))
+
+
+def test_preview_draws_the_train_split_as_generated(tmp_path):
+    # the preview shows the images --train writes, mix options included
+    out = tmp_path / "d"
+    flags = ["--out", str(out), "--seed", "5", "--size", "256", "--quiet", "--negative-pages", "1"]
+    assert dataset.main(flags + ["--train", "2", "--preview", "2"]) == 0
+    for index in range(2):
+        name = dataset.image_name("train", index) + ".jpg"
+        written = cv2.imread(str(out / "images" / "train" / name)).astype(np.int16)
+        preview = cv2.imread(str(out / "preview" / name)).astype(np.int16)
+        # no boxes to draw on a target-free page: preview and image differ by JPEG alone
+        assert np.abs(written - preview).mean() < 3

@@ -39,6 +39,17 @@ LAYOUT_WEIGHTS = (0.17, 0.32, 0.21, 0.24, 0.03, 0.03)
 TRAIN_LAYOUT_WEIGHTS = (0.15, 0.29, 0.19, 0.22, 0.10, 0.05)
 # Share of training negatives drawn from CONFUSERS rather than uniformly from all negatives.
 CONFUSER_SHARE = 0.3
+# Layouts a target-free page of NegativeMix.page_share takes: lookalikes scattered, in rows, in a grid.
+NEGATIVE_PAGE_LAYOUTS = ("scattered", "lines", "worksheet")
+
+
+class NegativeMix(NamedTuple):
+    """What the train split writes that must not be detected; val and test keep the defaults.
+
+    The defaults draw the same scenes as before this option existed (no extra random number)."""
+    page_share: float = 0.0  # share of scenes made target-free: negatives only, scattered / in rows / in a grid
+    confusers: str = CONFUSERS  # negatives drawn more often than the rest
+    confuser_share: float = CONFUSER_SHARE  # share of negatives drawn from ``confusers``
 
 
 class Placed(NamedTuple):
@@ -391,17 +402,17 @@ def underline(writer, rng, items, em):
 
 
 # -- layouts ------------------------------------------------------------------------------
-def _pick_chars(rng, split, n, p_target, in_context=False):
-    # type: (np.random.Generator, str, int, float, bool) -> List[str]
+def _pick_chars(rng, split, n, p_target, in_context=False, mix=NegativeMix()):
+    # type: (np.random.Generator, str, int, float, bool, NegativeMix) -> List[str]
     """n characters: targets with probability p_target, else negatives."""
     negatives = negatives_for(split, in_context)
     # The test split keeps the uniform draw so that the held-out set stays the same images.
-    confusers = tuple(c for c in negatives if c in CONFUSERS) if split == "train" else ()
+    confusers = tuple(c for c in negatives if c in mix.confusers) if split == "train" else ()
     out = []
     for _ in range(n):
         if rng.random() < p_target or not negatives:
             out.append(TARGETS[int(rng.integers(len(TARGETS)))])
-        elif confusers and rng.random() < CONFUSER_SHARE:
+        elif confusers and rng.random() < mix.confuser_share:
             out.append(confusers[int(rng.integers(len(confusers)))])
         else:
             out.append(negatives[int(rng.integers(len(negatives)))])
@@ -429,18 +440,18 @@ def _layout_single(writer, rng, frame_h):
         circle_item(writer, rng, item)
 
 
-def _layout_scattered(writer, rng, frame_h, p_target=0.6, max_frac=0.25):
-    # type: (PageWriter, np.random.Generator, int, float, float) -> None
+def _layout_scattered(writer, rng, frame_h, p_target=0.6, max_frac=0.25, mix=NegativeMix()):
+    # type: (PageWriter, np.random.Generator, int, float, float, NegativeMix) -> None
     base = _log_uniform(rng, MIN_EM_FRAC, max_frac) * frame_h
     n = int(rng.integers(2, 15))
-    for char in _pick_chars(rng, writer.split, n, p_target):
+    for char in _pick_chars(rng, writer.split, n, p_target, mix=mix):
         item = writer.write_anywhere(char, base * rng.uniform(0.8, 1.25))
         if item is not None and item.cls >= 0 and rng.random() < 0.05:
             circle_item(writer, rng, item)
 
 
-def _layout_lines(writer, rng, frame_h, pitch, p_target=0.7):
-    # type: (PageWriter, np.random.Generator, int, float, float) -> None
+def _layout_lines(writer, rng, frame_h, pitch, p_target=0.7, mix=NegativeMix()):
+    # type: (PageWriter, np.random.Generator, int, float, float, NegativeMix) -> None
     """Rows of characters sitting between ruled lines, like notes or dates written out."""
     origin = writer.grid_origin
     em = pitch * rng.uniform(0.6, 0.95)
@@ -456,7 +467,7 @@ def _layout_lines(writer, rng, frame_h, pitch, p_target=0.7):
         n = int(rng.integers(2, 11))
         x = x_start + rng.normal(0, em * 0.3)
         written = []
-        for char in _pick_chars(rng, writer.split, min(n, budget), p_target, in_context=True):
+        for char in _pick_chars(rng, writer.split, min(n, budget), p_target, in_context=True, mix=mix):
             if rng.random() < 0.08:  # a gap between words
                 x += step
                 continue
@@ -473,8 +484,8 @@ def _layout_lines(writer, rng, frame_h, pitch, p_target=0.7):
             break
 
 
-def _layout_worksheet(writer, rng, frame_h, pitch, p_target=0.75, small=False):
-    # type: (PageWriter, np.random.Generator, int, float, float, bool) -> None
+def _layout_worksheet(writer, rng, frame_h, pitch, p_target=0.75, small=False, mix=NegativeMix()):
+    # type: (PageWriter, np.random.Generator, int, float, float, bool, NegativeMix) -> None
     """A practice sheet: characters written into grid cells, often one numeral per row, up to
     the cell size so strokes touch or cross the printed lines; or on fine graph paper with each
     character spanning several cells (not in a small scene)."""
@@ -487,7 +498,7 @@ def _layout_worksheet(writer, rng, frame_h, pitch, p_target=0.75, small=False):
     r0, c0 = int(rng.integers(0, 3)), int(rng.integers(0, 3))
     for r in range(r0, r0 + rows):
         repeat = rng.random() < 0.5
-        chars = _pick_chars(rng, writer.split, cols, p_target)
+        chars = _pick_chars(rng, writer.split, cols, p_target, mix=mix)
         if repeat:
             chars = [chars[0]] * cols
         for c, char in zip(range(c0, c0 + cols), chars):
@@ -521,8 +532,8 @@ def _paper_rect(rng, page_hw):
     return (x0, y0, x1, y1)
 
 
-def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
-    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]
+def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0, negatives=NegativeMix()):
+    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]
     """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels,
     the ink hull (K, 2) float32 of each box; frame_labels).
 
@@ -531,15 +542,21 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
     small_share: the share of scattered, negative, lines and worksheet scenes whose characters
     stay small (about SMALL_MAX_FRAC of the frame height at most), where the model misses most;
     0 draws no extra random number, so a seed gives the same scenes as before.
+    negatives: what the page writes besides numerals (NegativeMix); its page_share turns that
+    share of scenes into target-free pages of a scattered, lines or worksheet layout (a pinned
+    layout stays, without its numerals).
     """
     h, w = size
     hom, page_hw = scene.random_view(rng, (h, w))
     weights = TRAIN_LAYOUT_WEIGHTS if split == "train" else LAYOUT_WEIGHTS
     drawn = LAYOUTS[int(rng.choice(len(LAYOUTS), p=weights))]
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError("unknown layout %r; choose from %s" % (layout, ", ".join(LAYOUTS)))
+    target_free = negatives.page_share > 0 and rng.random() < negatives.page_share
+    if target_free:
+        drawn = NEGATIVE_PAGE_LAYOUTS[int(rng.integers(len(NEGATIVE_PAGE_LAYOUTS)))]
     if layout is None:
         layout = drawn
-    elif layout not in LAYOUTS:
-        raise ValueError("unknown layout %r; choose from %s" % (layout, ", ".join(LAYOUTS)))
     small = (small_share > 0 and layout in ("scattered", "negatives", "lines", "worksheet")
              and rng.random() < small_share)
     # scattered characters vary by up to 1.25x around their base size
@@ -567,16 +584,18 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0):
     vis = writer.sample_point(margin=-0.1 * h) or (centre[0], centre[1])
     writer.grid_origin = (origin[0] + math.floor((vis[0] - origin[0]) / pitch - rng.uniform(1, 4)) * pitch,
                             origin[1] + math.floor((vis[1] - origin[1]) / pitch - rng.uniform(1, 3)) * pitch)
+    no_targets = {"p_target": 0.0} if target_free else {}
     if layout == "single":
-        _layout_single(writer, rng, h)
+        if not target_free:
+            _layout_single(writer, rng, h)
     elif layout == "scattered":
-        _layout_scattered(writer, rng, h, max_frac=scatter_max)
+        _layout_scattered(writer, rng, h, max_frac=scatter_max, mix=negatives, **no_targets)
     elif layout == "lines":
-        _layout_lines(writer, rng, h, pitch)
+        _layout_lines(writer, rng, h, pitch, mix=negatives, **no_targets)
     elif layout == "worksheet":
-        _layout_worksheet(writer, rng, h, pitch, small=small)
+        _layout_worksheet(writer, rng, h, pitch, small=small, mix=negatives, **no_targets)
     elif layout == "negatives":
-        _layout_scattered(writer, rng, h, p_target=0.0, max_frac=scatter_max)
+        _layout_scattered(writer, rng, h, p_target=0.0, max_frac=scatter_max, mix=negatives)
     if layout == "empty" or rng.random() < 0.15:
         draw_marks(writer, rng, int(rng.integers(1, 5)), _log_uniform(rng, 0.05, 0.3) * h)
     frame = cv2.warpPerspective(page, hom, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -1,7 +1,8 @@
 """Generate the synthetic YOLO data set of handwritten hanja numerals.
 
     python -m hanja_live.train.dataset --out DIR --train N --val N --test N --seed S \\
-        [--workers K] [--size 640] [--test-size 1280] [--preview N]
+        [--workers K] [--size 640] [--test-size 1280] [--preview N] [--small-share F] \\
+        [--negative-pages F] [--confusers CHARS] [--confuser-share F]
 
 writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one line per
 character: "cls x1 y1 ... xk yk", the convex hull of its ink, normalised; its bounds are the
@@ -11,7 +12,9 @@ draws from the training ink sources with its own seeds; "test" uses the held-out
 (fonts and stroke sets the training split never sees) and its own seeds too. --preview N also
 writes DIR/preview/*.jpg: the first N training images with their boxes drawn. --test-size
 renders the test split at another long side than --size, e.g. at the 1280x720 a camera
-delivers while training images stay small.
+delivers while training images stay small. --small-share, --negative-pages, --confusers and
+--confuser-share change what the train split draws (val and test never change): more small
+characters, more target-free pages, and which lookalikes come up more often.
 """
 
 import argparse
@@ -29,7 +32,8 @@ import yaml
 
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
-from hanja_live.train.compose import make_sample
+from hanja_live.train.charsets import NEGATIVES
+from hanja_live.train.compose import NegativeMix, make_sample
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -52,14 +56,16 @@ def frame_size(rng, long_side):
     return int(round(long_side * ah / aw / 2.0)) * 2, int(long_side)
 
 
-def generate_one(seed, split, index, long_side=640, small_share=0.0):
-    # type: (int, str, int, int, float) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], int]
+def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
+    # type: (int, str, int, int, float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], int]
     """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], ink hulls (N of (K, 2)), JPEG quality)
-    of one data set image; small_share (compose.make_sample) applies to the train split only."""
+    of one data set image; small_share and negatives (compose.make_sample) apply to the train
+    split only."""
     rng = sample_rng(seed, split, index)
     hw = frame_size(rng, long_side)
-    image, boxes, hulls = make_sample(rng, INK_SPLIT[split], hw,
-                                      small_share=small_share if split == "train" else 0.0)
+    train = split == "train"
+    image, boxes, hulls = make_sample(rng, INK_SPLIT[split], hw, small_share=small_share if train else 0.0,
+                                      negatives=negatives if train else NegativeMix())
     return image, boxes, hulls, int(rng.integers(80, 96))
 
 
@@ -90,11 +96,11 @@ def image_name(split, index):
 
 
 def _write_range(task):
-    # type: (Tuple[str, str, int, int, int, int, float]) -> int
+    # type: (Tuple[str, str, int, int, int, int, float, NegativeMix]) -> int
     """Worker: generate and write images [start, stop) of one split; returns how many."""
-    out, split, start, stop, seed, long_side, small_share = task
+    out, split, start, stop, seed, long_side, small_share, negatives = task
     for index in range(start, stop):
-        image, boxes, hulls, quality = generate_one(seed, split, index, long_side, small_share)
+        image, boxes, hulls, quality = generate_one(seed, split, index, long_side, small_share, negatives)
         name = image_name(split, index)
         path = os.path.join(out, "images", split, name + ".jpg")
         if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
@@ -156,17 +162,17 @@ class Progress:
         self.stream.flush()
 
 
-def _tasks(out, split, count, seed, long_side, workers, small_share=0.0):
-    # type: (str, str, int, int, int, int, float) -> Iterator[Tuple[str, str, int, int, int, int, float]]
+def _tasks(out, split, count, seed, long_side, workers, small_share=0.0, negatives=NegativeMix()):
+    # type: (str, str, int, int, int, int, float, NegativeMix) -> Iterator[Tuple[str, str, int, int, int, int, float, NegativeMix]]
     """Index ranges to hand out: CHUNK images, smaller for small runs so all workers get some."""
     chunk = max(1, min(CHUNK, count // (4 * workers)))
     for start in range(0, count, chunk):
-        yield (out, split, start, min(start + chunk, count), seed, long_side, small_share)
+        yield (out, split, start, min(start + chunk, count), seed, long_side, small_share, negatives)
 
 
 def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_share=0.0,
-             test_long_side=None):
-    # type: (str, Dict[str, int], int, int, int, bool, float, Optional[int]) -> None
+             test_long_side=None, negatives=NegativeMix()):
+    # type: (str, Dict[str, int], int, int, int, bool, float, Optional[int], NegativeMix) -> None
     """Write the data set: counts maps split -> number of images; the test split's images
     have ``test_long_side`` pixels on their long side (default: ``long_side``)."""
     sides = {split: long_side for split in SPLITS}
@@ -189,7 +195,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
             if count <= 0:
                 continue
             bar = Progress(split, count) if progress else None
-            tasks = _tasks(out, split, count, seed, sides[split], workers, small_share)
+            tasks = _tasks(out, split, count, seed, sides[split], workers, small_share, negatives)
             results = pool.imap_unordered(_write_range, tasks) if pool else map(_write_range, tasks)
             for n in results:
                 if bar:
@@ -203,10 +209,11 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
         pool.close()
         pool.join()
     write_data_yaml(out)
-    with open(os.path.join(out, "generator.json"), "w") as f:
+    with open(os.path.join(out, "generator.json"), "w", encoding="utf-8") as f:
         json.dump({"seed": seed, "counts": {s: counts.get(s, 0) for s in SPLITS}, "long_side": long_side,
                    "test_long_side": sides["test"],
-                   "ink_splits": INK_SPLIT, "small_share": small_share}, f, indent=1)
+                   "ink_splits": INK_SPLIT, "small_share": small_share,
+                   "negatives": negatives._asdict()}, f, indent=1, ensure_ascii=False)
 
 
 def write_data_yaml(out):
@@ -238,14 +245,14 @@ def draw_boxes(image, boxes):
     return out
 
 
-def write_preview(out, count, seed, long_side=640):
-    # type: (str, int, int, int) -> List[str]
+def write_preview(out, count, seed, long_side=640, small_share=0.0, negatives=NegativeMix()):
+    # type: (str, int, int, int, float, NegativeMix) -> List[str]
     """DIR/preview/train_NNNNNN.jpg: the first ``count`` training images with boxes drawn."""
     folder = os.path.join(out, "preview")
     os.makedirs(folder, exist_ok=True)
     paths = []
     for index in range(count):
-        image, boxes, _, _ = generate_one(seed, "train", index, long_side)
+        image, boxes, _, _ = generate_one(seed, "train", index, long_side, small_share, negatives)
         path = os.path.join(folder, image_name("train", index) + ".jpg")
         if not cv2.imwrite(path, draw_boxes(image, boxes), [cv2.IMWRITE_JPEG_QUALITY, 92]):
             raise OSError("could not write %s" % path)
@@ -280,6 +287,13 @@ def parse_args(argv=None):
                         help="share of the train split's scattered, negative, line and worksheet scenes "
                              "drawn with small characters only (up to about 7 %% of the frame height); "
                              "default 0")
+    parser.add_argument("--negative-pages", type=float, default=0.0,
+                        help="share of the train split's scenes made target-free: lookalikes and other "
+                             "writing scattered, in rows or in a grid; default 0")
+    parser.add_argument("--confusers", default=NegativeMix().confusers,
+                        help="negatives the train split draws more often than the rest (default: %(default)s)")
+    parser.add_argument("--confuser-share", type=float, default=NegativeMix().confuser_share,
+                        help="share of the train split's negatives drawn from --confusers (default %(default)g)")
     return parser.parse_args(argv)
 
 
@@ -289,19 +303,27 @@ def main(argv=None):
     for flag, side in (("--size", args.size), ("--test-size", args.test_size)):
         if side is not None and (side < 64 or side % 2):
             raise ConfigError("%s %d: give an even long side of at least 64 pixels, e.g. %s 640" % (flag, side, flag))
-    if not 0.0 <= args.small_share <= 1.0:
-        raise ConfigError("--small-share %g: give a share from 0 to 1, e.g. 0.3" % args.small_share)
+    for flag, share in (("--small-share", args.small_share), ("--negative-pages", args.negative_pages),
+                        ("--confuser-share", args.confuser_share)):
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError("%s %g: give a share from 0 to 1, e.g. %s 0.3" % (flag, share, flag))
+    unknown = "".join(sorted(set(args.confusers) - set(NEGATIVES)))
+    if unknown or not args.confusers:
+        raise ConfigError("--confusers %r: %s; give characters from the negatives in "
+                          "hanja_live/train/charsets.py" % (args.confusers, "not negatives: %s" % unknown
+                                                            if unknown else "empty"))
     if args.workers < 1:
         raise ConfigError("--workers %d: give 1 or more processes" % args.workers)
     counts = {"train": args.train, "val": args.val, "test": args.test}
     if not any(counts.values()) and not args.preview:
         raise ConfigError("nothing to write: give --train/--val/--test counts or --preview N")
+    negatives = NegativeMix(args.negative_pages, args.confusers, args.confuser_share)
     if any(counts.values()):
         generate(args.out, counts, args.seed, args.workers, args.size, progress=not args.quiet,
-                 small_share=args.small_share, test_long_side=args.test_size)
+                 small_share=args.small_share, test_long_side=args.test_size, negatives=negatives)
         print(os.path.join(args.out, "data.yaml"))
     if args.preview:
-        paths = write_preview(args.out, args.preview, args.seed, args.size)
+        paths = write_preview(args.out, args.preview, args.seed, args.size, args.small_share, negatives)
         print("%d preview images in %s" % (len(paths), os.path.dirname(paths[0])))
     return 0
 
