@@ -109,8 +109,8 @@ class Presenter(object):
                 output.write(frame, image, detections)
             except SinkError as exc:
                 failed.append((output, exc))
-        for output, exc in failed:
-            self._drop(output, exc)
+        for output, error in failed:
+            self._drop(output, error)
         action = self.window.show(image) if self.window is not None else None
         t2 = time.perf_counter()
         return Presented(action, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (c1 - c0) * 1e3)
