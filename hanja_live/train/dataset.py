@@ -33,7 +33,7 @@ import yaml
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.train.charsets import NEGATIVES
-from hanja_live.train.compose import NegativeMix, make_sample
+from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, make_sample
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -288,8 +288,9 @@ def parse_args(argv=None):
                              "drawn with small characters only (up to about 7 %% of the frame height); "
                              "default 0")
     parser.add_argument("--negative-pages", type=float, default=0.0,
-                        help="share of the train split's scenes made target-free: lookalikes and other "
-                             "writing scattered, in rows or in a grid; default 0")
+                        help="share of the train split's scenes made target-free (lookalikes and other "
+                             "writing scattered, in rows or in a grid), on top of the target-free pages "
+                             "the mix always has (about 20 %%); default 0")
     parser.add_argument("--confusers", default=NegativeMix().confusers,
                         help="negatives the train split draws more often than the rest (default: %(default)s)")
     parser.add_argument("--confuser-share", type=float, default=NegativeMix().confuser_share,
@@ -307,11 +308,15 @@ def main(argv=None):
                         ("--confuser-share", args.confuser_share)):
         if not 0.0 <= share <= 1.0:
             raise ConfigError("%s %g: give a share from 0 to 1, e.g. %s 0.3" % (flag, share, flag))
-    unknown = "".join(sorted(set(args.confusers) - set(NEGATIVES)))
+    unknown = sorted(set(args.confusers) - set(NEGATIVES))
     if unknown or not args.confusers:
         raise ConfigError("--confusers %r: %s; give characters from the negatives in "
-                          "hanja_live/train/charsets.py" % (args.confusers, "not negatives: %s" % unknown
-                                                            if unknown else "empty"))
+                          "hanja_live/train/charsets.py" % (args.confusers, "not negatives: %s" % " ".join(
+                              repr(c) for c in unknown) if unknown else "empty"))
+    if set(args.confusers) <= NEED_CONTEXT:
+        raise ConfigError("--confusers %r: dashes and = are only written in rows among other "
+                          "characters, so most pages would draw none; add other negatives, e.g. "
+                          "--confusers '丸力-='" % args.confusers)
     if args.workers < 1:
         raise ConfigError("--workers %d: give 1 or more processes" % args.workers)
     counts = {"train": args.train, "val": args.val, "test": args.test}
