@@ -52,7 +52,7 @@ def run_detect(source_uri, model, json_path=None, record_path=None, overwrite=Fa
             detections, _ = detector(frame.image)
             if json_sink is not None:
                 json_sink.write(frame, detections)
-            if video is not None:
+            if video is not None and annotator is not None:
                 video.write(annotator.annotate(frame.image, detections))
             frames += 1
             now = time.monotonic()

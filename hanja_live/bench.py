@@ -275,13 +275,15 @@ class SequentialReader(object):
             frame = Frame(image, self.index, None, time.monotonic())
             self.index += 1
             return frame
+        source = self._source
+        assert source is not None  # __init__ opens either a capture or a source
         while True:
             try:
-                frame = self._source.read(timeout=self.read_timeout_s)
+                got = source.read(timeout=self.read_timeout_s)
             except EndOfStream:
                 return None
-            if frame is not None:
-                return frame
+            if got is not None:
+                return got
 
     def close(self):
         if self._capture is not None:

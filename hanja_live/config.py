@@ -7,6 +7,7 @@ arguments taken from it, never the argparse namespace.
 import collections
 import copy
 import os
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -19,7 +20,7 @@ _OPT_NUM = (int, float, type(None))
 _OPT_STR = (str, type(None))
 
 # section -> key -> (allowed types, allowed values or None)
-SCHEMA = collections.OrderedDict(
+SCHEMA = collections.OrderedDict(  # type: Dict[str, Dict[str, Tuple[Tuple[type, ...], Optional[Tuple[Any, ...]]]]]
     [
         ("model", collections.OrderedDict([
             ("path", ((str,), None)),
@@ -61,11 +62,18 @@ SCHEMA = collections.OrderedDict(
     ]
 )
 
-ModelConfig = collections.namedtuple("ModelConfig", list(SCHEMA["model"]))
-SourceConfig = collections.namedtuple("SourceConfig", list(SCHEMA["source"]))
-DisplayConfig = collections.namedtuple("DisplayConfig", list(SCHEMA["display"]))
-OutputConfig = collections.namedtuple("OutputConfig", list(SCHEMA["output"]))
-Config = collections.namedtuple("Config", list(SCHEMA))
+def _record_type(name, fields):
+    # type: (str, List[str]) -> Any
+    """A named tuple type with these fields; Any to a type checker, which cannot read fields
+    that come from SCHEMA."""
+    return collections.namedtuple(name, fields)
+
+
+ModelConfig = _record_type("ModelConfig", list(SCHEMA["model"]))
+SourceConfig = _record_type("SourceConfig", list(SCHEMA["source"]))
+DisplayConfig = _record_type("DisplayConfig", list(SCHEMA["display"]))
+OutputConfig = _record_type("OutputConfig", list(SCHEMA["output"]))
+Config = _record_type("Config", list(SCHEMA))
 _SECTION_TYPES = {"model": ModelConfig, "source": SourceConfig, "display": DisplayConfig,
                   "output": OutputConfig}
 
@@ -145,7 +153,7 @@ def merge(base, override, where):
 
 
 def load_config(path=None, overrides=None):
-    # type: (...) -> Config
+    # type: (...) -> Any
     """Defaults, then the file at ``path``, then ``overrides`` (from the command line)."""
     values = merge({}, _load_yaml(DEFAULT_CONFIG_PATH), DEFAULT_CONFIG_PATH)
     if path is not None:

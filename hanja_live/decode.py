@@ -6,7 +6,7 @@ Two head layouts, told apart by shape (nc = number of classes, N = number of box
 Coordinates are in network-input pixels; scores are already sigmoid outputs.
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Decoder(object):
         return layout
 
     def _scratch(self, n, dtype):
-        # type: (int, np.dtype) -> np.ndarray
+        # type: (int, Any) -> np.ndarray
         """A (n,) buffer kept between frames (the output shape does not change)."""
         key = (n, np.dtype(dtype).str)
         buf = self._buffers.get(key)

@@ -82,9 +82,9 @@ class Letterbox(object):
         self._planes = np.empty((3, H, W), np.uint8)  # R, G, B planes
         self._plane_list = [self._planes[2], self._planes[1], self._planes[0]]
         self._split_in_place = self._probe_split()
-        self._fp16_scratch = None  # (3H, W) float32, when cv2.convertFp16 fills fp16 buffers
-        self._fp16_scratch_chw = None
-        self._fp16_out = None
+        self._fp16_scratch = None  # type: Optional[np.ndarray]  # (3H, W) float32, when cv2.convertFp16 fills fp16 buffers
+        self._fp16_scratch_chw = None  # type: Optional[np.ndarray]
+        self._fp16_out = None  # type: Optional[np.ndarray]
         if out.dtype == np.float16:
             self._probe_fp16()
         # set by _configure for each new frame size

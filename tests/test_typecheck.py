@@ -1,4 +1,5 @@
-"""mypy over the TensorRT code, against the TensorRT 10 API as tensorrt-stubs describes it.
+"""mypy over the runtime package (everything but hanja_live/train), its TensorRT code against the
+TensorRT 10 API as tensorrt-stubs describes it.
 
 TensorRT cannot be installed off a Jetson/NVIDIA machine, so these type checks are what catches a
 misspelt TensorRT call here. The published tensorrt-stubs (every 10.x release) hold a few
@@ -17,9 +18,18 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKED = ["hanja_live/backends/tensorrt_backend.py", "hanja_live/backends/engine_builder.py",
-           "hanja_live/backends/loader.py", "hanja_live/backends/onnxruntime_backend.py",
-           "hanja_live/backends/engine_cache.py"]
+TENSORRT_CODE = ["hanja_live/backends/tensorrt_backend.py", "hanja_live/backends/engine_builder.py",
+                 "hanja_live/backends/loader.py", "hanja_live/backends/onnxruntime_backend.py",
+                 "hanja_live/backends/engine_cache.py"]
+
+
+def runtime_files():
+    """Every module of the runtime package (the training tools in hanja_live/train are left out)."""
+    out = []
+    for folder, dirs, files in os.walk(os.path.join(ROOT, "hanja_live")):
+        dirs[:] = sorted(d for d in dirs if d not in ("train", "__pycache__"))
+        out += [os.path.relpath(os.path.join(folder, f), ROOT) for f in sorted(files) if f.endswith(".py")]
+    return out
 STUB_PACKAGES = ("tensorrt", "tensorrt_bindings")
 
 _DEF = re.compile(r"^(?P<indent>\s*)def (?P<name>\w+)\((?P<params>.*)\)(?P<rest>\s*(->.*)?:.*)$")
@@ -96,8 +106,10 @@ def _mypy(stubs, *args):
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 
-def test_tensorrt_code_type_checks(tensorrt_stubs):
-    result = _mypy(tensorrt_stubs, *CHECKED)
+def test_runtime_package_type_checks(tensorrt_stubs):
+    files = runtime_files()
+    assert set(TENSORRT_CODE) <= set(files) and not any("/train/" in f for f in files)
+    result = _mypy(tensorrt_stubs, *files)
     assert result.returncode == 0, result.stdout
 
 

@@ -27,8 +27,9 @@ class Backend(ClosesOnExit):
     name = "abstract"
     precision = "fp32"
     detail = ""
-    info = None  # type: ModelInfo
-    input = None  # type: np.ndarray
+    # set by each backend's __init__ (declared, not assigned: there is no backend without them)
+    info: "ModelInfo"
+    input: np.ndarray
     on_cpu = False
 
     def infer(self):

@@ -10,6 +10,7 @@ and cameras. Labels are written as UTF-8 characters, not \\u escapes.
 import json
 import os
 import sys
+from typing import IO, Any, Optional
 
 from ..closing import ClosesOnExit
 from ..errors import SinkError
@@ -38,7 +39,7 @@ class JsonLinesSink(ClosesOnExit):
         self.lines = 0
         self._whole_bytes = 0  # bytes of complete lines in the file
         if self.path == "-":
-            self._file = sys.stdout
+            self._file = sys.stdout  # type: Optional[IO[Any]]  # text here, bytes for a file we own
             self._owned = False
             return
         appending = append and os.path.isfile(self.path)

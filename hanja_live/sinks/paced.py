@@ -45,7 +45,7 @@ class PacedRecorder(ClosesOnExit):
         self.repeated = 0  # frames written again to fill gaps
         self.skipped = 0  # frames left out for coming early
         self.dropped = 0  # frames left out because the encoder was busy
-        self._jobs = queue.Queue(maxsize=1)  # (buffer, repeats of the previous frame) or None
+        self._jobs = queue.Queue(maxsize=1)  # type: queue.Queue  # (buffer, repeats of the previous frame) or None
         self._free = []  # type: List[np.ndarray]  # buffers back from the encoder
         self._lock = threading.Lock()
         self._error = None  # type: Optional[SinkError]

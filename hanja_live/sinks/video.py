@@ -172,7 +172,7 @@ class VideoSink(ClosesOnExit):
         if self._closed:
             raise SinkError("the recording %s is already closed" % self.path)
         try:
-            if self._segment_frames is not None and self._segment_frames_done and (
+            if self.segment_s is not None and self._segment_frames is not None and self._segment_frames_done and (
                     self._segment_frames_done >= self._segment_frames
                     or time.monotonic() - self._segment_started >= self.segment_s):
                 self._next_segment()
@@ -207,7 +207,7 @@ class VideoSink(ClosesOnExit):
             self._lag = done  # frames written before the first reached the disk
         if self._lag is not None and done > self._lag:
             self._per_frame = min(raw_half, size // (done - self._lag))
-        if self._per_frame is None:
+        if self._per_frame is None or self._lag is None:
             pending = (done + 1) * raw_half  # nothing measured yet
         else:
             pending = (self._lag + 8) * self._per_frame

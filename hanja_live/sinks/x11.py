@@ -59,7 +59,8 @@ class X11Display(object):
     """A connection to $DISPLAY; ``ok`` is False (and every call a no-op) without one."""
 
     def __init__(self):
-        self._lib = _load_xlib() if os.environ.get("DISPLAY") else None
+        # Any: ctypes calls are untyped, and ``ok`` (a display is open) implies a library
+        self._lib = _load_xlib() if os.environ.get("DISPLAY") else None  # type: Any
         self._display = self._lib.XOpenDisplay(None) if self._lib is not None else None
         self._blank = 0  # the invisible cursor, made once
 
