@@ -484,13 +484,17 @@ def cpu_training(tmp_path, monkeypatch):
 
 
 @needs_onnx
-def test_train_one_epoch_on_cpu_then_export(tmp_path, cpu_training):
+@pytest.mark.parametrize("size, scale", [("yolov5n", "n"), ("yolov5s", "s")])  # the two sizes
+def test_train_one_epoch_on_cpu_then_export(tmp_path, cpu_training, size, scale):
+    import torch
     from hanja_live.train.train import train
 
     data_yaml = write_tiny_dataset(tmp_path / "data")
-    best = train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2, workers=0,
+    best = train(str(data_yaml), model=size, imgsz=64, epochs=1, batch=2, workers=0,
                  project="runs", name="tiny", device="cpu")
     assert best.is_file() and best.parent == tmp_path / "runs" / "tiny" / "weights"
+    network = torch.load(best, map_location="cpu", weights_only=False)["model"]
+    assert network.yaml["scale"] == scale and network.yaml["nc"] == len(CLASS_NAMES)
 
     result = ex.export(best, (64, 64), tmp_path / "m.onnx", fp16_out=tmp_path / "m.fp16.onnx")
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
