@@ -115,7 +115,49 @@ def test_evaluate_metrics(tmp_path, images, extra, expected):
         else:
             assert report[key] == pytest.approx(value, abs=1e-6), key
     json.dumps(report, ensure_ascii=False)  # the report must be writable as JSON
-    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 4
+    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 5
+
+
+T, F = True, False
+# conf, tp50, on_empty per detection; 4 targets, 2 target-free images
+AT_RECALL_CASES = [
+    # the highest threshold that keeps half the targets is 0.8; the empty-page box at 0.85 counts
+    ("half", [0.9, 0.85, 0.8, 0.5, 0.3], [T, F, T, T, F], [F, T, F, F, T], 0.5,
+     {"conf": 0.8, "recall_kept": 0.5, "fp_per_empty_image": 0.5, "precision": 2 / 3}),
+    ("three_quarters", [0.9, 0.85, 0.8, 0.5, 0.3], [T, F, T, T, F], [F, T, F, F, T], 0.75,
+     {"conf": 0.5, "recall_kept": 0.75, "fp_per_empty_image": 0.5, "precision": 0.75}),
+    # a false positive tied with the threshold is kept, as the app keeps it
+    ("tie", [0.9, 0.6, 0.6], [T, T, F], [F, F, T], 0.5,
+     {"conf": 0.6, "recall_kept": 0.5, "fp_per_empty_image": 0.5, "precision": 2 / 3}),
+    ("unreachable", [0.9, 0.8], [T, F], [F, T], 0.5, None),  # one of 4 targets found at best
+    ("no_detections", [], [], [], 0.5, None),
+]
+
+
+@pytest.mark.parametrize("conf, tp50, on_empty, recall, expected", [c[1:] for c in AT_RECALL_CASES],
+                         ids=[c[0] for c in AT_RECALL_CASES])
+def test_at_recall(conf, tp50, on_empty, recall, expected):
+    got = ev.at_recall(np.array(conf, float), np.array(tp50, bool), np.array(on_empty, bool), 4, 2, recall)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == {"recall": recall, **{k: pytest.approx(v) for k, v in expected.items()}}
+
+
+def test_evaluate_reports_false_positives_at_equal_recall(tmp_path):
+    # two targets; the empty page's box (0.8) outscores the second hit (0.7): keeping both targets
+    # costs one false positive per target-free image, keeping one costs none
+    jsonl, labels, imgs = write_split(tmp_path, {
+        "a.png": ([GT, (1, 70, 70, 95, 95)], [det(0, 0.9, 10, 10, 60, 60), det(1, 0.7, 70, 70, 95, 95)]),
+        "b.png": ([], [det(3, 0.8, 5, 5, 50, 50)]),
+    })
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES, fp_at_recalls=(0.5, 1.0))
+    half, whole = report["at_recall"]
+    assert (half["conf"], half["fp_per_empty_image"], half["precision"]) == (0.9, 0.0, 1.0)
+    assert (whole["conf"], whole["fp_per_empty_image"]) == (0.7, 1.0)
+    assert whole["precision"] == pytest.approx(2 / 3)
+    text = ev.format_report(report)
+    assert "recall 0.5 at conf 0.900: 0.000 false positives per target-free image" in text
 
 
 def test_evaluate_per_class_and_counts(tmp_path):

@@ -39,6 +39,9 @@ RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DETECT_CONF = 0.001  # keep nearly every candidate so the precision-recall curve is complete
 SIZE_EDGES = (0.0, 0.025, 0.04, 0.06, 0.1, 0.2, float("inf"))  # target size / image height
+# Recalls at which models are compared on false positives: a model whose scores are all lower shows
+# fewer false positives at a fixed threshold without telling lookalikes apart any better (leg Q).
+FP_AT_RECALLS = (0.90, 0.93)
 
 
 def box_iou(a, b):
@@ -176,11 +179,33 @@ def read_detections(jsonl_path, n_classes):
     return out
 
 
-def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.25):
+def at_recall(conf, tp50, on_empty, n_targets, n_empty, recall):
+    """The highest threshold that keeps ``recall`` of the targets, with the false positives per
+    target-free image and the precision there; None when no threshold reaches that recall.
+
+    conf, tp50, on_empty: per detection (N,): score, a true positive at IoU 0.5, on an image
+    without targets."""
+    if n_targets == 0 or len(conf) == 0:
+        return None
+    order = np.argsort(-conf, kind="stable")
+    reached = np.nonzero(np.cumsum(tp50[order]) >= recall * n_targets - 1e-9)[0]
+    if len(reached) == 0:
+        return None
+    threshold = conf[order[reached[0]]]
+    kept = conf >= threshold  # ties with the threshold count, as the app keeps them
+    n_tp = int((tp50 & kept).sum())
+    return {"recall": recall, "conf": _num(threshold), "recall_kept": _ratio(n_tp, n_targets),
+            "fp_per_empty_image": _ratio(int((kept & on_empty).sum()), n_empty),
+            "precision": _ratio(n_tp, int(kept.sum()))}
+
+
+def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.25,
+                   fp_at_recalls=FP_AT_RECALLS):
     """Score detect's JSON lines against YOLO labels; returns the report as a JSON-ready dict.
 
     ``names`` lists the class names in index order; every image in ``images_dir`` counts
     (an image without a line in the JSON file counts as one with no detections).
+    ``fp_at_recalls``: the recalls "at_recall" reports false positives at (at_recall()).
     """
     labels_dir, images_dir, names = Path(labels_dir), Path(images_dir), list(names)
     nc = len(names)
@@ -244,6 +269,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
                         "targets": int(inside.sum()),
                         "recall": _ratio(int((found & inside).sum()), int(inside.sum()))})
     fp_empty = int((kept & on_empty).sum())
+    n_targets = int(n_gt.sum())
     return {
         "mAP50": _num(ap[has_gt, 0].mean()) if has_gt.any() else None,
         "mAP50_95": _num(ap[has_gt].mean()) if has_gt.any() else None,
@@ -252,6 +278,8 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
         "recall": _ratio(n_tp, int(n_gt.sum())),
         "fp_per_empty_image": _ratio(fp_empty, n_empty_images),
         "recall_by_size": by_size,
+        "at_recall": [at_recall(conf, tp[:, 0], on_empty, n_targets, n_empty_images, r)
+                      for r in fp_at_recalls],
         "counts": {
             "images": len(files),
             "images_with_targets": len(files) - n_empty_images,
@@ -300,6 +328,13 @@ def format_report(report):
         span = f"{b['min'] * 100:g}-{b['max'] * 100:g} %" if b["max"] else f">= {b['min'] * 100:g} %"
         buckets.append(f"{span}: {f(b['recall']).strip()} of {b['targets']}")
     lines.append("recall by size (box's longer side / image height): " + ", ".join(buckets))
+    points = []
+    for point in report.get("at_recall", []):
+        if point is not None:
+            points.append(f"recall {point['recall']:g} at conf {point['conf']:.3f}: "
+                          f"{f(point['fp_per_empty_image']).strip()} false positives per target-free image, "
+                          f"precision {f(point['precision']).strip()}")
+    lines.append("at equal recall: " + ("; ".join(points) or "not reached"))
     return "\n".join(lines)
 
 
