@@ -16,6 +16,9 @@ YOLO labels in DIR/labels/<split>:
 * recall by target size (the longer side of the target's box over the image height, in the
   buckets of SIZE_EDGES; the project's scenes hold characters from about 2.5 % of the frame
   height): says whether the misses are small characters.
+* false positives per target-free image and precision at equal recall (FP_AT_RECALLS), each at
+  the highest threshold that keeps that recall: how two models compare on false positives when
+  one scores everything lower than the other.
 
 Needs NumPy, OpenCV (image sizes) and PyYAML only, so it runs without torch.
 """
