@@ -310,9 +310,9 @@ def main(argv=None):
             raise ConfigError("%s %g: give a share from 0 to 1, e.g. %s 0.3" % (flag, share, flag))
     unknown = sorted(set(args.confusers) - set(NEGATIVES))
     if unknown or not args.confusers:
+        why = "not negatives: " + " ".join(repr(c) for c in unknown) if unknown else "empty"
         raise ConfigError("--confusers %r: %s; give characters from the negatives in "
-                          "hanja_live/train/charsets.py" % (args.confusers, "not negatives: %s" % " ".join(
-                              repr(c) for c in unknown) if unknown else "empty"))
+                          "hanja_live/train/charsets.py" % (args.confusers, why))
     if set(args.confusers) <= NEED_CONTEXT:
         raise ConfigError("--confusers %r: dashes and = are only written in rows among other "
                           "characters, so most pages would draw none; add other negatives, e.g. "
