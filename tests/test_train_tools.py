@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hanja_live import CLASS_NAMES
-from hanja_live.errors import HanjaLiveError, ModelError
+from hanja_live.errors import ConfigError, HanjaLiveError, ModelError
 from hanja_live.model_info import load_sidecar, model_info_from_mapping
 from hanja_live.train import evaluate as ev
 
@@ -585,6 +585,50 @@ def test_no_mosaic_training_on_cpu(tmp_path, cpu_training):
     args = yaml.safe_load((tmp_path / "runs" / "whole" / "args.yaml").read_text())
     assert (args["mosaic"], args["close_mosaic"]) == (0.0, 0)
     assert [p.name for p in (tmp_path / "runs" / "whole" / "weights").glob("epoch*.pt")] == ["epoch0.pt"]  # ultralytics counts from 0
+
+
+def test_init_weights_start_from_every_tensor_of_the_checkpoint(tmp_path, monkeypatch, cpu_training):
+    import torch
+    from hanja_live.train import train as train_module
+
+    data_yaml = write_tiny_dataset(tmp_path / "data")
+    first = train_module.train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2,
+                               workers=0, project="runs", name="first", device="cpu")
+    ckpt = torch.load(str(first), map_location="cpu", weights_only=False)
+    held = (ckpt.get("ema") or ckpt["model"]).float().state_dict()
+
+    three = tmp_path / "three.yaml"
+    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    three.write_text(yaml.safe_dump(dict(spec, names=dict(enumerate(CLASS_NAMES[:3]))),
+                                    allow_unicode=True), encoding="utf-8")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for model, data, start, message in [
+            ("yolov5s", data_yaml, first, "is a yolov5n network, not --model yolov5s"),
+            ("yolov5n", three, first, "predicts 10 classes but"),
+            ("yolov5n", data_yaml, bad, "is not a readable torch checkpoint"),
+            ("yolov5n", data_yaml, tmp_path / "absent.pt", "does not exist")]:
+        with pytest.raises(ConfigError, match=message):
+            train_module.train(str(data), model=model, imgsz=64, epochs=1, batch=2, workers=0,
+                               project="runs", name="refused", device="cpu", init_weights=str(start))
+
+    started = {}
+    real = train_module.schedule_args
+
+    def recording(*args, **kwargs):
+        schedule, callbacks = real(*args, **kwargs)
+        assert "on_train_start" not in callbacks
+        callbacks = dict(callbacks, on_train_start=lambda trainer: started.update(
+            {k: v.detach().float().cpu().clone() for k, v in trainer.model.state_dict().items()}))
+        return schedule, callbacks
+
+    monkeypatch.setattr(train_module, "schedule_args", recording)
+    train_module.train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2, workers=0,
+                       project="runs", name="again", device="cpu", init_weights=str(first))
+    assert started.keys() == held.keys()
+    # before the fix ultralytics left 36 of these (yolov5n's whole class branch) random
+    differ = [k for k in held if not torch.equal(started[k], held[k].float())]
+    assert differ == [], differ
 
 
 # ---------------------------------------------------------------------------- polygon labels

@@ -41,8 +41,8 @@ widths); the trainer here takes the pruned module itself from P/p<R%>_pruned.pt 
 its checkpoints (last.pt, best.pt) pickle that module, so hanja_live.train.export exports the
 pruned architecture. ``--hours`` is the budget of the whole command, shared evenly by the
 ratios. One device only: the pruned module cannot be handed to ultralytics' multi-GPU workers.
-Do not give a pruned checkpoint to ``hanja_live.train.train --init-weights``: that builds the
-unpruned network from YAML and copies only the tensors whose shapes happen to match.
+``hanja_live.train.train --init-weights`` with a pruned checkpoint goes through finetune() too,
+so a pruned network can be trained on later without rebuilding it from YAML.
 """
 
 import argparse

@@ -145,6 +145,8 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
     ``init_weights``: start from our own earlier checkpoint (fine-tuning) instead of random
     weights; nothing is downloaded. A pruned checkpoint (hanja_live.train.prune) is trained as
     the network it holds: its channel widths are not ``model``'s, whose weights would not fit.
+    An unpruned one must hold ``model`` for the classes of ``data`` (ConfigError otherwise), and
+    training starts from every one of its tensors.
     ``hours``: a wall-clock budget; ultralytics then fits the epoch count (and its learning-rate
     schedule) to the time, which suits a lent GPU held for a fixed time.
     """
@@ -184,7 +186,14 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
         if not Path(data).is_file():
             raise ConfigError(f"--data {data} does not exist; generate the data set with "
                               f"python -m hanja_live.train.dataset")
-        yolo = YOLO(model_config(model), task="detect")
+        if init_weights:
+            # the checkpoint's own network, every tensor: ultralytics' ``pretrained`` would build
+            # model_config(model) for 80 classes and copy only the tensors that fit, leaving the
+            # class branch random (all of cv3 for yolov5n, whose 80-class branch is wider)
+            yolo = YOLO(str(init_weights), task="detect")
+            check_start_network(yolo.model, model, data, init_weights)
+        else:
+            yolo = YOLO(model_config(model), task="detect")
         schedule, callbacks = schedule_args(epochs, hours, mosaic)
         for event, callback in callbacks.items():
             yolo.add_callback(event, callback)
@@ -195,7 +204,7 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
             device=device, cache=cache or False, seed=seed, patience=patience,
             # seeds stay fixed; deterministic kernels were measured at 2.3 vs 2.5 batches/s on an
             # H100, a small cost, but the time budget (--hours) makes runs unrepeatable anyway
-            pretrained=str(init_weights) if init_weights else False,
+            pretrained=False,
             plots=False, amp=True, deterministic=False, save_period=save_period,
             **schedule, **AUGMENT,
             **(FINETUNE if init_weights else {}),
@@ -207,17 +216,32 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
     return best
 
 
+def check_start_network(network, model: str, data: str, init_weights: str) -> None:
+    """ConfigError unless ``network`` (from ``init_weights``) has ``model``'s layers for the
+    classes of ``data``: a mismatch would train a network other than the one asked for."""
+    import yaml
+    from ultralytics.nn.tasks import DetectionModel
+
+    with open(str(data), encoding="utf-8") as f:
+        nc = len(yaml.safe_load(f)["names"])
+    held_nc = int(network.model[-1].nc)
+    if held_nc != nc:
+        raise ConfigError(f"--init-weights {init_weights} predicts {held_nc} classes but {data} has "
+                          f"{nc}; start from weights trained on these classes")
+    held = network.state_dict()
+    fresh = DetectionModel(model_config(model), nc=nc, verbose=False).state_dict()
+    if held.keys() != fresh.keys() or any(held[k].shape != fresh[k].shape for k in held):
+        trained_as = Path(str(network.yaml.get("yaml_file", "?"))).stem
+        raise ConfigError(f"--init-weights {init_weights} is a {trained_as} network, not --model "
+                          f"{model}; give --model {trained_as}")
+
+
 def pruned_ratio(checkpoint: str) -> Optional[float]:
     """The pruning ratio recorded in a checkpoint written by hanja_live.train.prune (or by a
-    fine-tune of one), None for an unpruned network."""
-    import torch
+    fine-tune of one), None for an unpruned network; ConfigError for a missing or bad file."""
+    from hanja_live.train.average import load
 
-    if not Path(checkpoint).is_file():
-        raise ConfigError(f"--init-weights {checkpoint} does not exist")
-    ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-    net = None
-    if isinstance(ckpt, dict):
-        net = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
+    net, _ = load(checkpoint)
     record = getattr(net, "pruning", None)
     return float(record["ratio"]) if isinstance(record, dict) and "ratio" in record else None
 
