@@ -626,7 +626,7 @@ def test_init_weights_start_from_every_tensor_of_the_checkpoint(tmp_path, monkey
     train_module.train(str(data_yaml), model="yolov5n", imgsz=64, epochs=1, batch=2, workers=0,
                        project="runs", name="again", device="cpu", init_weights=str(first))
     assert started.keys() == held.keys()
-    # before the fix ultralytics left 36 of these (yolov5n's whole class branch) random
+    # what this guards: ultralytics' ``pretrained`` path leaves yolov5n's 36 class-branch tensors random
     differ = [k for k in held if not torch.equal(started[k], held[k].float())]
     assert differ == [], differ
 
