@@ -341,9 +341,12 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def load_names(data_dir):
-    """Class names from DIR/data.yaml (ultralytics form: list or {index: name})."""
-    path = Path(data_dir) / "data.yaml"
+def load_names(data_set):
+    """Class names from a data set's data.yaml, given as DIR or as the .yaml file itself
+    (ultralytics form: list or {index: name})."""
+    path = Path(data_set)
+    if path.suffix not in (".yaml", ".yml"):
+        path = path / "data.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError:

@@ -219,11 +219,11 @@ def train(data: str, model: str = "yolov5n", imgsz: int = 416, epochs: int = 60,
 def check_start_network(network, model: str, data: str, init_weights: str) -> None:
     """ConfigError unless ``network`` (from ``init_weights``) has ``model``'s layers for the
     classes of ``data``: a mismatch would train a network other than the one asked for."""
-    import yaml
     from ultralytics.nn.tasks import DetectionModel
 
-    with open(str(data), encoding="utf-8") as f:
-        nc = len(yaml.safe_load(f)["names"])
+    from hanja_live.train.evaluate import load_names
+
+    nc = len(load_names(data))
     held_nc = int(network.model[-1].nc)
     if held_nc != nc:
         raise ConfigError(f"--init-weights {init_weights} predicts {held_nc} classes but {data} has "
