@@ -77,8 +77,6 @@ def average_state_dicts(state_dicts):
 
 def average(paths: Sequence[str], out: str) -> dict:
     """Average the checkpoints at ``paths`` into ``out``; returns the checkpoint written."""
-    import torch
-
     if len(paths) < 2:
         raise ConfigError(f"give at least two checkpoints to average (got {len(paths)})")
     models, ckpts = [], []
@@ -100,6 +98,15 @@ def average(paths: Sequence[str], out: str) -> dict:
     ckpt.update(model=averaged.half(), ema=None, optimizer=None, updates=None, epoch=-1,
                 best_fitness=None,
                 averaged_from=[{"path": str(p), "sha256": sha256_of(p)} for p in paths])
+    save_checkpoint(ckpt, out)
+    print(f"average: {len(paths)} checkpoints -> {out}")
+    return ckpt
+
+
+def save_checkpoint(ckpt, out):
+    """torch.save ``ckpt`` to ``out`` through ``out``.part, so a full disk leaves no half file."""
+    import torch
+
     part = Path(str(out) + ".part")
     try:
         part.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +117,6 @@ def average(paths: Sequence[str], out: str) -> dict:
             part.unlink()
         raise HanjaLiveError(f"cannot write {out} ({getattr(exc, 'strerror', None) or exc}); "
                              f"choose a writable --out with free space") from None
-    print(f"average: {len(paths)} checkpoints -> {out}")
-    return ckpt
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

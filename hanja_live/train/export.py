@@ -225,6 +225,14 @@ def averaging_provenance(sources):
                              + " ".join(s["sha256"][:12] for s in sources)}
 
 
+def rebuilt_provenance(source):
+    """Metadata key for a checkpoint rebuilt by hanja_live.train.checkpoint_from_onnx (its
+    ``from_onnx``): the ONNX whose own metadata holds the earlier provenance."""
+    if not source:
+        return {}
+    return {"rebuilt_from": f"{Path(source['path']).name}, sha256 {source['sha256'][:12]}"}
+
+
 def sha256_of(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -264,7 +272,9 @@ def export(weights, imgsz=(416, 416), out="models/hanja.onnx", fp16_out=None,
         "exporter": "hanja_live.train.export",
     }
     provenance.update(pruning_provenance(getattr(model.model, "pruning", None)))
-    provenance.update(averaging_provenance((getattr(model, "ckpt", None) or {}).get("averaged_from")))
+    ckpt = getattr(model, "ckpt", None) or {}
+    provenance.update(averaging_provenance(ckpt.get("averaged_from")))
+    provenance.update(rebuilt_provenance(ckpt.get("from_onnx")))
     meta = save_model(onnx.load(exported), out, names, stride, "fp32", provenance, simplify)
     feed = np.random.default_rng(0).random((1, 3) + tuple(json.loads(meta["imgsz"])),
                                            dtype=np.float32)
