@@ -133,16 +133,9 @@ def _detector(path):
     return load_detector(load_config(overrides={"model": {"path": str(path)}}).model)
 
 
-def _iou(a, b):
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def test_rebuilt_checkpoint_exports_to_the_shipped_model(rebuilt, tmp_path):
     from hanja_live.train import compose
+    from hanja_live.train.evaluate import box_iou
     from hanja_live.train.export import export
 
     export(rebuilt, (480, 832), tmp_path / "again.onnx")
@@ -165,7 +158,7 @@ def test_rebuilt_checkpoint_exports_to_the_shipped_model(rebuilt, tmp_path):
         # float32 weights both ways: the same boxes, up to rounding
         assert len(da) == len(db)
         np.testing.assert_array_equal(da.cls, db.cls)
-        assert all(_iou(p, q) > 0.999 for p, q in zip(da.xyxy, db.xyxy)), (da.xyxy, db.xyxy)
+        assert np.all(np.diag(box_iou(da.xyxy, db.xyxy)) > 0.999), (da.xyxy, db.xyxy)
         np.testing.assert_allclose(da.conf, db.conf, atol=1e-3)
     assert found >= 30  # worksheet pages: rows of numerals, so the comparison covers many boxes
 
