@@ -39,13 +39,13 @@ import numpy as np
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.paths import resolve
 from hanja_live.train.average import save_checkpoint
-from hanja_live.train.export import sha256_of, static_input_hw
+from hanja_live.train.export import run_onnxruntime, sha256_of, static_input_hw
+from hanja_live.train.quantize import calibration_images
 
 # outputs of the rebuilt network against ONNX Runtime's, on the same input: float32 rounding
 # through ~60 layers, in the unit of the outputs (pixels of network input for boxes, 0..1 scores)
 MAX_BOX_GAP = 0.05
 MAX_SCORE_GAP = 1e-3
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 def read_onnx(path):
@@ -232,18 +232,6 @@ def calibrate_batchnorm(net, images: Sequence[np.ndarray], log=print):
     return net
 
 
-def calibration_images(folder, count) -> List[Path]:
-    folder = Path(resolve(str(folder)))
-    if not folder.is_dir():
-        raise ConfigError(f"--calib {folder} is not a folder; give a folder of scenes like the "
-                          f"training ones (calib/images)")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ConfigError(f"--calib {folder} holds no .jpg, .jpeg or .png images; give a folder of "
-                          f"scenes like the training ones (calib/images)")
-    return paths[:count]
-
-
 def letterboxed(paths: Sequence[Path], hw) -> List[np.ndarray]:
     """Each image as the app feeds it: letterboxed to (1, 3, H, W) float32 RGB in [0, 1]."""
     import cv2
@@ -264,11 +252,9 @@ def letterboxed(paths: Sequence[Path], hw) -> List[np.ndarray]:
 
 def output_gap(net, onnx_path, image):
     """(largest box gap, largest score gap) between the network and ONNX Runtime on ``image``."""
-    import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    ref = session.run(None, {session.get_inputs()[0].name: image})[0]
+    ref = run_onnxruntime(onnx_path, image)[0]
     with torch.no_grad():
         got = net(torch.from_numpy(image))
     got = (got[0] if isinstance(got, (list, tuple)) else got).float().numpy()
@@ -300,7 +286,7 @@ def checkpoint_from_onnx(onnx_path: str, calib: str, out: str, model: str = "yol
     except HanjaLiveError as exc:
         raise ConfigError(f"--onnx {onnx_path}: {exc}") from None
     record = pruning_record(meta, onnx_path)
-    calib_paths = calibration_images(calib, images)
+    calib_paths = [Path(p) for p in calibration_images(resolve(str(calib)), images)]
 
     from hanja_live.train.offline import prepare_ultralytics
     from hanja_live.train.train import model_config
