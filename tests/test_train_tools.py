@@ -631,6 +631,45 @@ def test_init_weights_start_from_every_tensor_of_the_checkpoint(tmp_path, monkey
     assert differ == [], differ
 
 
+def test_seed_sets_the_training_data_order_and_augmentation(tmp_path, cpu_training):
+    """--seed reaches ultralytics' training loader, whose generator it seeds with a constant."""
+    import torch
+    from hanja_live.train.offline import prepare_ultralytics
+
+    prepare_ultralytics()
+    from hanja_live.train.train import AUGMENT, _trainer_class
+
+    data_yaml = write_tiny_dataset(tmp_path / "data", n_train=8)
+    trainer_class = _trainer_class(amp_check=False)
+
+    def first_epoch(seed, ours=True):
+        trainer = trainer_class(overrides=dict(
+            model="yolov5n.yaml", data=str(data_yaml), imgsz=64, batch=2, device="cpu", seed=seed,
+            project="runs", name="seed", exist_ok=True, plots=False, mosaic=1.0, **AUGMENT))
+        # on the CPU ultralytics sets workers=0, where augmentation draws from the main process;
+        # GPU runs augment in workers seeded from the loader's generator, the part to check
+        trainer.args.workers = 2
+        trainer.model = None  # no network until training starts: the loader's stride is 32
+        build = trainer.get_dataloader if ours else super(trainer_class, trainer).get_dataloader
+        loader = build(trainer.data["train"], batch_size=2, rank=-1, mode="train")
+        files, images = [], []
+        for batch in loader:  # one epoch
+            files += [Path(f).name for f in batch["im_file"]]
+            images.append(batch["img"].clone())
+        del loader  # its workers end here
+        return files, torch.cat(images)
+
+    files0, images0 = first_epoch(0)
+    assert sorted(files0) == ["%d.png" % i for i in range(8)]
+    again, images_again = first_epoch(0)
+    assert again == files0 and torch.equal(images_again, images0)
+    files1, images1 = first_epoch(1)
+    assert files1 != files0 and not torch.equal(images1, images0)
+    # seed 0 is ultralytics' own order and augmentation: runs from before --seed reached it repeat
+    stock, stock_images = first_epoch(0, ours=False)
+    assert stock == files0 and torch.equal(stock_images, images0)
+
+
 # ---------------------------------------------------------------------------- polygon labels
 
 def test_ultralytics_reads_our_hull_labels_as_boxes_with_polygons(tmp_path, cpu_training):

@@ -101,6 +101,30 @@ def model_config(model):
     return model + ".yaml"
 
 
+# the constant ultralytics' build_dataloader seeds every loader's generator with (plus RANK)
+ULTRALYTICS_LOADER_SEED = 6148914691236517205
+
+
+def seed_train_loader(loader, seed):
+    """Make ultralytics' training loader draw its order and augmentation from ``seed``.
+
+    build_dataloader seeds the loader's generator with a constant (plus RANK), and that generator
+    alone decides the shuffle and the worker seeds (hence mosaic partners and every augmentation
+    draw in the workers): without this, runs with different --seed saw the same batches. Seed 0
+    gives ultralytics' own constant, so runs from before this change repeat exactly.
+    """
+    from torch.utils.data.distributed import DistributedSampler
+    from ultralytics.utils import RANK
+
+    loader.generator.manual_seed(ULTRALYTICS_LOADER_SEED + RANK + int(seed))
+    if isinstance(loader.sampler, DistributedSampler):
+        # under DDP the order comes from the sampler's own seed (0 by default), not the generator
+        loader.sampler.seed = int(seed)
+    # the loader built its iterator already, taking the worker seeds (and with workers, the
+    # first order) from the constant; a new one draws them from the generator seeded here
+    loader.reset()
+
+
 def _trainer_class(amp_check):
     """DetectionTrainer that needs neither polars nor the internet.
 
@@ -120,6 +144,12 @@ def _trainer_class(amp_check):
         trainer_module.check_amp = cuda_amp
 
     class OfflineDetectionTrainer(DetectionTrainer):
+        def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+            loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+            if mode == "train":
+                seed_train_loader(loader, self.args.seed)
+            return loader
+
         def read_results_csv(self):
             if not Path(self.csv).is_file():
                 return {}
@@ -259,7 +289,9 @@ def main(argv=None):
     p.add_argument("--name", default="hanja", help="run folder name (PROJECT/NAME)")
     p.add_argument("--device", help="0, 0,1 or cpu (default: ultralytics picks)")
     p.add_argument("--cache", choices=("ram", "disk"), help="cache decoded images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the weight initialisation and the data order and augmentation "
+                        "(default 0: ultralytics' own data order)")
     p.add_argument("--patience", type=int, default=100, help="stop after N epochs without gain")
     p.add_argument("--resume", action="store_true", help="continue PROJECT/NAME/weights/last.pt")
     p.add_argument("--exist-ok", action="store_true", help="reuse PROJECT/NAME instead of NAME2")
