@@ -61,6 +61,13 @@ class Placed(NamedTuple):
     mask: np.ndarray
 
 
+class Scene(NamedTuple):
+    """A drawn scene before labelling (draw_scene)."""
+    image: np.ndarray  # BGR uint8 (h, w, 3), as the camera delivers it
+    placed: List[Placed]  # every character written on the page, targets and negatives
+    hom: np.ndarray  # (3, 3) page pixels -> frame pixels
+
+
 # Negatives that differ from a numeral only by their size next to other writing: a dash is a
 # short 一, "=" a squat 二. Written alone, nothing tells them apart, so they appear only in
 # rows of writing, where the neighbours give the scale.
@@ -174,6 +181,24 @@ def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
         rows.append((item.cls,) + found[0])
         hulls.append(found[1])
     return np.array(rows, np.float32).reshape(-1, 5), hulls
+
+
+def frame_negatives(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> List[Tuple[str, Tuple[int, int, int, int]]]
+    """(character, box (x1, y1, x2, y2)) of each negative among ``placed`` that the frame shows,
+    by the rules frame_labels applies to targets (visible share, and contrast given ``image``)."""
+    gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    out = []
+    for item in placed:
+        if item.cls >= 0:
+            continue
+        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
+        if found is None:
+            continue
+        if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
+            continue
+        out.append((item.char, found[0]))
+    return out
 
 
 def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
@@ -532,20 +557,10 @@ def _paper_rect(rng, page_hw):
     return (x0, y0, x1, y1)
 
 
-def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0, negatives=NegativeMix()):
-    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]
-    """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels,
-    the ink hull (K, 2) float32 of each box; frame_labels).
-
-    split picks the ink sources ("train" or the held-out "test"); layout (one of LAYOUTS)
-    pins the kind of scene, which is otherwise drawn from LAYOUT_WEIGHTS.
-    small_share: the share of scattered, negative, lines and worksheet scenes whose characters
-    stay small (about SMALL_MAX_FRAC of the frame height at most), where the model misses most;
-    0 draws no extra random number, so a seed gives the same scenes as before.
-    negatives: what the page writes besides numerals (NegativeMix); its page_share turns that
-    share of scenes into target-free pages of a scattered, lines or worksheet layout (a pinned
-    layout stays, without its numerals).
-    """
+def draw_scene(rng, split, size=(480, 640), layout=None, small_share=0.0, negatives=NegativeMix()):
+    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float, NegativeMix) -> Scene
+    """One scene before labelling: the frame, everything written on the page, and the page's
+    homography; make_sample's arguments, and the same random numbers."""
     h, w = size
     hom, page_hw = scene.random_view(rng, (h, w))
     weights = TRAIN_LAYOUT_WEIGHTS if split == "train" else LAYOUT_WEIGHTS
@@ -603,5 +618,23 @@ def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0, negat
         mask = scene.paper_mask(page_hw, paper_rect, hom, (h, w))
         frame = scene.composite_paper(frame, mask, rng)
     image = scene.capture(rng, frame, kind)
-    boxes, hulls = frame_labels(writer.placed, hom, (h, w), image)
-    return image, boxes, hulls
+    return Scene(image, writer.placed, hom)
+
+
+def make_sample(rng, split, size=(480, 640), layout=None, small_share=0.0, negatives=NegativeMix()):
+    # type: (np.random.Generator, str, Tuple[int, int], Optional[str], float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]
+    """One scene: (BGR uint8 (h, w, 3), boxes (N, 5) float32 [cls, x1, y1, x2, y2] pixels,
+    the ink hull (K, 2) float32 of each box; frame_labels).
+
+    split picks the ink sources ("train" or the held-out "test"); layout (one of LAYOUTS)
+    pins the kind of scene, which is otherwise drawn from LAYOUT_WEIGHTS.
+    small_share: the share of scattered, negative, lines and worksheet scenes whose characters
+    stay small (about SMALL_MAX_FRAC of the frame height at most), where the model misses most;
+    0 draws no extra random number, so a seed gives the same scenes as before.
+    negatives: what the page writes besides numerals (NegativeMix); its page_share turns that
+    share of scenes into target-free pages of a scattered, lines or worksheet layout (a pinned
+    layout stays, without its numerals).
+    """
+    drawn = draw_scene(rng, split, size, layout, small_share, negatives)
+    boxes, hulls = frame_labels(drawn.placed, drawn.hom, drawn.image.shape[:2], drawn.image)
+    return drawn.image, boxes, hulls

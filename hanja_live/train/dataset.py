@@ -33,7 +33,7 @@ import yaml
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.train.charsets import NEGATIVES
-from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, make_sample
+from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -56,17 +56,25 @@ def frame_size(rng, long_side):
     return int(round(long_side * ah / aw / 2.0)) * 2, int(long_side)
 
 
-def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
-    # type: (int, str, int, int, float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], int]
-    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], ink hulls (N of (K, 2)), JPEG quality)
-    of one data set image; small_share and negatives (compose.make_sample) apply to the train
-    split only."""
+def generate_scene(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
+    # type: (int, str, int, int, float, NegativeMix) -> Tuple[Scene, int]
+    """(the scene before labelling, JPEG quality) of one data set image; small_share and
+    negatives (compose.make_sample) apply to the train split only."""
     rng = sample_rng(seed, split, index)
     hw = frame_size(rng, long_side)
     train = split == "train"
-    image, boxes, hulls = make_sample(rng, INK_SPLIT[split], hw, small_share=small_share if train else 0.0,
-                                      negatives=negatives if train else NegativeMix())
-    return image, boxes, hulls, int(rng.integers(80, 96))
+    drawn = draw_scene(rng, INK_SPLIT[split], hw, small_share=small_share if train else 0.0,
+                       negatives=negatives if train else NegativeMix())
+    return drawn, int(rng.integers(80, 96))
+
+
+def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
+    # type: (int, str, int, int, float, NegativeMix) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], int]
+    """(BGR image, boxes (N, 5) [cls, x1, y1, x2, y2], ink hulls (N of (K, 2)), JPEG quality)
+    of one data set image (generate_scene, labelled)."""
+    drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
+    boxes, hulls = frame_labels(drawn.placed, drawn.hom, drawn.image.shape[:2], drawn.image)
+    return drawn.image, boxes, hulls, quality
 
 
 def yolo_lines(boxes, hw, hulls=None):
