@@ -16,7 +16,7 @@ and the hull's warped bounds are the warped ink's.
 
 import math
 from functools import lru_cache
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -160,6 +160,23 @@ def ink_contrast(gray, mask, x, y, hom):
     return float(np.median(paper)) - float(np.median(ink))
 
 
+def _seen(placed, hom, out_hw, image, min_contrast, negatives):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float, bool) -> Iterator[Tuple[Placed, Tuple[Tuple[int, int, int, int], np.ndarray]]]
+    """(item, frame_ink's (box, hull)) for the targets among ``placed``, or with ``negatives`` the
+    negatives, that the frame shows: most of their ink inside it and, given the final BGR
+    ``image``, at least ``min_contrast`` grey levels darker than the paper around them."""
+    gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    for item in placed:
+        if (item.cls < 0) != negatives:
+            continue
+        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
+        if found is None:
+            continue
+        if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
+            continue
+        yield item, found
+
+
 def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> Tuple[np.ndarray, List[np.ndarray]]
     """Boxes (N, 5) float32 [cls, x1, y1, x2, y2] and their ink hulls (N of (K, 2) float32)
@@ -168,37 +185,18 @@ def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     With the final BGR ``image``, characters whose ink is washed out (less than
     ``min_contrast`` grey levels darker than the paper around them) get no box.
     """
-    gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     rows, hulls = [], []
-    for item in placed:
-        if item.cls < 0:
-            continue
-        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
-        if found is None:
-            continue
-        if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
-            continue
-        rows.append((item.cls,) + found[0])
-        hulls.append(found[1])
+    for item, (box, hull) in _seen(placed, hom, out_hw, image, min_contrast, negatives=False):
+        rows.append((item.cls,) + box)
+        hulls.append(hull)
     return np.array(rows, np.float32).reshape(-1, 5), hulls
 
 
 def frame_negatives(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> List[Tuple[str, Tuple[int, int, int, int]]]
     """(character, box (x1, y1, x2, y2)) of each negative among ``placed`` that the frame shows,
-    by the rules frame_labels applies to targets (visible share, and contrast given ``image``)."""
-    gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    out = []
-    for item in placed:
-        if item.cls >= 0:
-            continue
-        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
-        if found is None:
-            continue
-        if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
-            continue
-        out.append((item.char, found[0]))
-    return out
+    by the rules frame_labels applies to targets."""
+    return [(item.char, box) for item, (box, _) in _seen(placed, hom, out_hw, image, min_contrast, negatives=True)]
 
 
 def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
