@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 import cv2
 import numpy as np
@@ -103,6 +103,13 @@ def image_name(split, index):
     return "%s_%06d" % (split, index)
 
 
+def image_index(filename, split):
+    # type: (str, str) -> Optional[int]
+    """The index of an image or label file named by image_name for ``split``, else None."""
+    found = re.match(r"^%s_(\d{6})\.(jpg|txt)$" % re.escape(split), filename)
+    return int(found.group(1)) if found else None
+
+
 def _write_range(task):
     # type: (Tuple[str, str, int, int, int, int, float, NegativeMix]) -> int
     """Worker: generate and write images [start, stop) of one split; returns how many."""
@@ -119,7 +126,7 @@ def _write_range(task):
     return stop - start
 
 
-def _init_worker():
+def init_worker():
     # type: () -> None
     # One OpenCV thread per process: the pool already fills the cores.
     cv2.setNumThreads(1)
@@ -128,12 +135,11 @@ def _init_worker():
 def _remove_stale(out, split, count):
     # type: (str, str, int) -> None
     """Delete images / labels of this generator numbered >= count (left by a bigger run)."""
-    pattern = re.compile(r"^%s_(\d{6})\.(jpg|txt)$" % split)
     for sub in ("images", "labels"):
         folder = os.path.join(out, sub, split)
         for name in os.listdir(folder):
-            found = pattern.match(name)
-            if found and int(found.group(1)) >= count:
+            index = image_index(name, split)
+            if index is not None and index >= count:
                 os.remove(os.path.join(folder, name))
 
 
@@ -194,9 +200,9 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
     pool = None
     if workers > 1:
         # spawn: a forked child can inherit OpenCV's thread pool in a locked state.
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=init_worker)
     else:
-        _init_worker()
+        init_worker()
     try:
         for split in SPLITS:
             count = counts.get(split, 0)
@@ -222,6 +228,32 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
                    "test_long_side": sides["test"],
                    "ink_splits": INK_SPLIT, "small_share": small_share,
                    "negatives": negatives._asdict()}, f, indent=1, ensure_ascii=False)
+
+
+class GeneratorRecord(NamedTuple):
+    """What generate wrote to DIR/generator.json: the settings every image was drawn with."""
+    seed: int
+    long_side: int
+    test_long_side: int
+    small_share: float
+    negatives: NegativeMix  # the train split's; val and test always draw NegativeMix()
+
+
+def read_generator(out):
+    # type: (str) -> GeneratorRecord
+    """DIR/generator.json back, or ConfigError naming what to do."""
+    path = os.path.join(out, "generator.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            gen = json.load(f)
+        return GeneratorRecord(int(gen["seed"]), int(gen["long_side"]), int(gen["test_long_side"]),
+                               float(gen["small_share"]), NegativeMix(**gen["negatives"]))
+    except FileNotFoundError:
+        raise ConfigError("%s not found: only a data set written by python -m hanja_live.train.dataset "
+                          "can be drawn again" % path) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("%s is not a generator record (%r); regenerate the data set with python -m "
+                          "hanja_live.train.dataset" % (path, exc)) from None
 
 
 def write_data_yaml(out):

@@ -24,25 +24,22 @@ least --min-rate of their instances as a --confusers string for hanja_live.train
 import argparse
 import json
 import multiprocessing
-import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-import cv2
 import numpy as np
 
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.train.charsets import CONFUSERS, group_of
 from hanja_live.train.compose import NegativeMix, frame_labels, frame_negatives
-from hanja_live.train.dataset import Progress, generate_scene
+from hanja_live.train.dataset import Progress, generate_scene, image_index, init_worker, read_generator
 from hanja_live.train.evaluate import box_iou, match_image, read_detections, read_labels
 
 ON_TARGET_IOU = 0.3
 ON_NEGATIVE_SCORE = 0.2
-NAME = re.compile(r"^(train|val|test)_(\d{6})\.jpg$")
 
 
 class Drawn(NamedTuple):
@@ -54,7 +51,7 @@ class Drawn(NamedTuple):
 
 
 class Settings(NamedTuple):
-    """What generator.json says the images of one split were drawn with."""
+    """What one split's images were drawn with (from the data set's generator.json)."""
     seed: int
     split: str
     long_side: int
@@ -64,24 +61,9 @@ class Settings(NamedTuple):
 
 def read_settings(data, split):
     # type: (Path, str) -> Settings
-    path = data / "generator.json"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: only a data set written by python -m "
-                          f"hanja_live.train.dataset can be drawn again")
-    try:
-        gen = json.loads(path.read_text(encoding="utf-8"))
-        neg = gen.get("negatives", {})
-        return Settings(
-            seed=int(gen["seed"]), split=split,
-            long_side=int(gen["test_long_side"] if split == "test" else gen["long_side"]),
-            small_share=float(gen.get("small_share", 0.0)),
-            negatives=NegativeMix(page_share=float(neg.get("page_share", 0.0)),
-                                  confusers=str(neg.get("confusers", NegativeMix().confusers)),
-                                  confuser_share=float(neg.get("confuser_share",
-                                                               NegativeMix().confuser_share))))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a generator record ({exc!r}); regenerate the data set "
-                          f"with python -m hanja_live.train.dataset") from None
+    gen = read_generator(str(data))
+    return Settings(gen.seed, split, gen.test_long_side if split == "test" else gen.long_side,
+                    gen.small_share, gen.negatives)
 
 
 def draw_again(task):
@@ -94,34 +76,30 @@ def draw_again(task):
     return Drawn(name, (int(hw[0]), int(hw[1])), len(boxes), frame_negatives(drawn.placed, drawn.hom, hw, drawn.image))
 
 
-def _init_worker():
-    # type: () -> None
-    cv2.setNumThreads(1)  # the pool already fills the cores
-
-
 def draw_all(settings, names, workers=1, progress=True):
     # type: (Settings, List[str], int, bool) -> Dict[str, Drawn]
     tasks = []
     for name in names:
-        found = NAME.match(name)
-        if not found or found.group(1) != settings.split:
+        index = image_index(name, settings.split)
+        if index is None or not name.endswith(".jpg"):
             raise ConfigError(f"detections name image {name!r}, which is not a {settings.split} "
                               f"image of this data set ({settings.split}_NNNNNN.jpg)")
-        tasks.append((settings, name, int(found.group(2))))
+        tasks.append((settings, name, index))
     bar = Progress("drawing again", len(tasks)) if progress else None
     out = {}
+    pool = None
     if workers > 1:
-        with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
-            for drawn in pool.imap_unordered(draw_again, tasks, chunksize=8):
-                out[drawn.name] = drawn
-                if bar:
-                    bar.update(1)
-    else:
-        for task in tasks:
-            drawn = draw_again(task)
+        # spawn, as dataset.generate does: a forked child can inherit OpenCV's thread pool locked
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=init_worker)
+    try:
+        drawn_all = pool.imap_unordered(draw_again, tasks, chunksize=8) if pool else map(draw_again, tasks)
+        for drawn in drawn_all:
             out[drawn.name] = drawn
             if bar:
                 bar.update(1)
+    finally:
+        if pool is not None:
+            pool.terminate()
     return out
 
 
@@ -166,14 +144,17 @@ def attribute(detections, labels_dir, drawn, conf=0.25):
                          iou_thresholds=np.array([0.5]))[:, 0]
         for box, c in zip(xyxy[keep][~tp], cls[keep][~tp]):
             what = on_what(box, gt_xyxy, d.negatives)
-            kind = what if what in (None, "target") else group_of(what)
-            kind = "other" if kind is None else kind
+            if what is None:
+                kind = "other"
+            elif what == "target":
+                kind = "target"
+            else:
+                kind = group_of(what)
+                fired[what] += 1
+                taken_for[what][CLASS_NAMES[int(c)]] += 1
             by_kind[kind] += 1
             if len(gt_cls) == 0:
                 by_kind_empty[kind] += 1
-            if what not in (None, "target"):
-                fired[what] += 1
-                taken_for[what][CLASS_NAMES[int(c)]] += 1
     per_negative = {ch: {"instances": instances[ch], "false_positives": fired[ch],
                          "rate": fired[ch] / instances[ch] if instances[ch] else None,
                          "taken_for": dict(taken_for[ch].most_common())}
