@@ -19,6 +19,7 @@ from .pipeline import Output, Pipeline, Presenter
 from .sinks import JsonLinesSink, PacedRecorder, VideoSink, WindowSink, window_available
 from .sources import open_source
 from .stop_signals import StopSignals, Stopped
+from .verifier import Verifier
 from .workers import plan_workers, usable_cpus
 
 log = logging.getLogger("hanja_live")
@@ -41,7 +42,16 @@ def load_detector(model, threads=None, say=None):
                            precision=model.precision, engine_dir=model.engine_dir,
                            workspace_mb=model.workspace_mb, log=say or log.info,
                            threads=model.threads if threads is None else threads)
-    return Detector(backend, conf=model.conf, iou=model.iou, max_det=model.max_det)
+    verifier = None
+    if model.verifier:
+        try:
+            verifier = Verifier(paths.resolve(model.verifier), backend.info.names,
+                                threads=model.threads if threads is None else threads)
+        except BaseException:
+            backend.close()
+            raise
+        (say or log.info)("verifier: %s (%s)" % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
+    return Detector(backend, conf=model.conf, iou=model.iou, max_det=model.max_det, verifier=verifier)
 
 
 def load_detectors(model, workers=None):

@@ -54,9 +54,9 @@ log = logging.getLogger("hanja_live")
 
 MODES = ("pipelined", "sequential", "ultralytics")
 SINKS = ("null", "video")
-STAGES = ("capture", "preprocess", "inference", "decode_nms", "overlay", "sink")
+STAGES = ("capture", "preprocess", "inference", "decode_nms", "verify", "overlay", "sink")
 STAGE_LABELS = {"capture": "capture", "preprocess": "preprocess", "inference": "inference",
-                "decode_nms": "decode+NMS", "overlay": "overlay", "sink": "sink"}
+                "decode_nms": "decode+NMS", "verify": "verifier", "overlay": "overlay", "sink": "sink"}
 LIVE_DEFAULT_FRAMES = 300  # a camera never ends: frames per run when no limit is given
 PROGRESS_EVERY_S = 0.5
 # the targets for this pipeline (2-core x86, ONNX Runtime on the CPU, 720p demo clip)
@@ -171,6 +171,7 @@ def summarize(records):
             "preprocess": describe([r.preprocess_ms for r in records]),
             "inference": describe([r.inference_ms for r in records]),
             "decode_nms": describe([r.decode_ms for r in records]),
+            "verify": describe([r.verify_ms for r in records]),
             "overlay": describe([r.overlay_ms for r in records]),
             "sink": describe([r.sink_ms for r in records]),
         },
@@ -313,6 +314,7 @@ def run_sequential(uri, detector, annotator, sink, folder, recorder, start=0):
                 done = presenter.present(frame, detections, times.inference_ms)
                 record = FrameRecord(frame.index, len(detections), capture_ms,
                                      times.preprocess_ms, times.inference_ms, times.decode_ms,
+                                     times.verify_ms,
                                      done.overlay_ms, done.sink_ms,
                                      times.preprocess_cpu_ms + times.decode_cpu_ms
                                      + done.overlay_cpu_ms, frame.t_capture, t_read,
@@ -365,7 +367,7 @@ def run_ultralytics(uri, yolo, settings, sink, folder, recorder, start=0):
                 t3 = time.perf_counter()
                 boxes = getattr(result, "boxes", None)
                 record = FrameRecord(frame.index, len(boxes) if boxes is not None else 0,
-                                     capture_ms, pre, inf, post, (t2 - t1) * 1e3,
+                                     capture_ms, pre, inf, post, 0.0, (t2 - t1) * 1e3,
                                      (t3 - t2) * 1e3, pre + post + (t2 - t1) * 1e3,
                                      frame.t_capture, t_read, time.monotonic())
                 if recorder.add(record):

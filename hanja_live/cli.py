@@ -26,6 +26,10 @@ def _model_options(parser):
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH", help="ONNX model or TensorRT engine "
                        "(default: models/hanja_yolov5n.onnx)")
+    group.add_argument("--verifier", metavar="PATH", help="verifier model, a second look at each "
+                       "box (default: models/hanja_verifier.onnx)")
+    group.add_argument("--no-verifier", action="store_true",
+                       help="boxes straight from the detector, no second look")
     group.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime"),
                        help="inference backend (default auto: TensorRT when installed)")
     group.add_argument("--precision", choices=("auto", "fp16", "fp32"),
@@ -149,7 +153,11 @@ def overrides_from(args):
     """Only the flags the user gave; the rest comes from the config files."""
     model = _section(path=args.model, backend=args.backend, precision=args.precision,
                      engine_dir=args.engine_dir, conf=args.conf, iou=args.iou,
-                     max_det=args.max_det)
+                     max_det=args.max_det, verifier=args.verifier)
+    if args.no_verifier:
+        if args.verifier:
+            raise HanjaLiveError("--verifier and --no-verifier contradict each other; pick one")
+        model["verifier"] = None
     output = _section(record=args.record, json=args.json, overwrite=args.overwrite,
                       record_segment_s=getattr(args, "record_segment", None))
     result = {"model": model, "output": output}

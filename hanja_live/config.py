@@ -24,6 +24,7 @@ SCHEMA = collections.OrderedDict(  # type: Dict[str, Dict[str, Tuple[Tuple[type,
     [
         ("model", collections.OrderedDict([
             ("path", ((str,), None)),
+            ("verifier", (_OPT_STR, None)),
             ("backend", ((str,), ("auto", "tensorrt", "onnxruntime"))),
             ("precision", ((str,), ("auto", "fp16", "fp32"))),
             ("engine_dir", (_OPT_STR, None)),

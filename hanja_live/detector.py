@@ -1,4 +1,4 @@
-"""Detector: letterbox -> backend -> decode, the model half of the pipeline."""
+"""Detector: letterbox -> backend -> decode -> verifier, the model half of the pipeline."""
 
 import time
 from typing import Callable, NamedTuple, Tuple
@@ -31,13 +31,17 @@ class StageTimes(NamedTuple):
     decode_ms: float
     preprocess_cpu_ms: float
     decode_cpu_ms: float
+    verify_ms: float  # the verifier's patches and network; 0 without one
 
 
 class Detector(object):
     """Runs one frame through the model; configured once, no per-call state beyond buffers."""
 
-    def __init__(self, backend, conf=0.25, iou=0.45, max_det=100):
+    def __init__(self, backend, conf=0.25, iou=0.45, max_det=100, verifier=None):
+        """verifier: a hanja_live.verifier.Verifier that rescores the decoded boxes, or None."""
         info = backend.info
+        self.conf = conf
+        self.verifier = verifier
         self.backend = backend
         self.names = info.names
         self.letterbox = Letterbox(backend.input, stride=info.stride)
@@ -53,5 +57,9 @@ class Detector(object):
         c2, t2 = thread_clock(), time.perf_counter()
         detections = self.decoder(outputs[0], transform)
         c3, t3 = thread_clock(), time.perf_counter()
+        t4 = t3
+        if self.verifier is not None:
+            detections = self.verifier(image, detections, self.conf)
+            t4 = time.perf_counter()
         return detections, StageTimes((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3,
-                                      (c1 - c0) * 1e3, (c3 - c2) * 1e3)
+                                      (c1 - c0) * 1e3, (c3 - c2) * 1e3, (t4 - t3) * 1e3)

@@ -50,6 +50,7 @@ class FrameRecord(NamedTuple):
     preprocess_ms: float
     inference_ms: float
     decode_ms: float  # decode + NMS
+    verify_ms: float  # the verifier (0 without one)
     overlay_ms: float  # boxes, labels and the FPS line
     sink_ms: float  # recording, JSON lines and the window
     # CPU time of preprocess + decode + overlay in their threads: their cost without the
@@ -398,6 +399,7 @@ class Pipeline(object):
             if self.on_frame is not None:
                 record = FrameRecord(frame.index, len(item.detections), item.capture_ms,
                                      times.preprocess_ms, times.inference_ms, times.decode_ms,
+                                     times.verify_ms,
                                      done.overlay_ms, done.sink_ms,
                                      times.preprocess_cpu_ms + times.decode_cpu_ms
                                      + done.overlay_cpu_ms, frame.t_capture, item.t_read, now)

@@ -46,7 +46,7 @@ def precision_of(input_dtype, initializer_types, op_types):
     return "fp32"
 
 
-def _ort_errors(ort):
+def ort_errors(ort):
     """The exception classes ONNX Runtime raises (they derive from Exception only)."""
     state = getattr(getattr(ort, "capi", None), "onnxruntime_pybind11_state", None)
     found = [v for v in vars(state).values()
@@ -66,7 +66,7 @@ class OnnxRuntimeBackend(Backend):
         detectors working side by side each take 1, so they do not fight over the cores."""
         ort = import_onnxruntime()
         self.version = ort.__version__
-        self._errors = _ort_errors(ort)
+        self._errors = ort_errors(ort)
         summary = read_onnx(model_path)
 
         names = list(providers) if providers else pick_providers(ort.get_available_providers())

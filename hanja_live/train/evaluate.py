@@ -360,12 +360,17 @@ def load_names(data_set):
     return [str(n) for n in names]
 
 
-def run_detector(model, images_dir, jsonl_path, backend=None, python=sys.executable):
-    """`python -m hanja_live detect` on a folder, all candidates down to DETECT_CONF."""
+def run_detector(model, images_dir, jsonl_path, backend=None, python=sys.executable, verifier=None):
+    """`python -m hanja_live detect` on a folder, all candidates down to DETECT_CONF.
+    verifier: None for the app's own (model.verifier), False for none, or a path."""
     cmd = [python, "-m", "hanja_live", "detect", str(images_dir), "--json", str(jsonl_path),
            "--conf", str(DETECT_CONF), "--model", str(model), "--overwrite"]
     if backend:
         cmd += ["--backend", backend]
+    if verifier is False:
+        cmd += ["--no-verifier"]
+    elif verifier is not None:
+        cmd += ["--verifier", str(verifier)]
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])  # folder that holds hanja_live/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -377,8 +382,9 @@ def run_detector(model, images_dir, jsonl_path, backend=None, python=sys.executa
 
 
 def evaluate(model, data, split="test", conf_threshold=0.25, out=None, jsonl=None,
-             reuse=False, backend=None):
-    """Detect on DIR/images/<split> with the app, score it, print a table, write JSON if ``out``."""
+             reuse=False, backend=None, verifier=None):
+    """Detect on DIR/images/<split> with the app, score it, print a table, write JSON if ``out``.
+    verifier: None for the app's own (model.verifier), False for none, or a path."""
     data = Path(data)
     names = load_names(data)
     images_dir, labels_dir = data / "images" / split, data / "labels" / split
@@ -396,10 +402,12 @@ def evaluate(model, data, split="test", conf_threshold=0.25, out=None, jsonl=Non
                 raise ConfigError(f"model {model} does not exist; export one with "
                                   f"hanja_live.train.export")
             jsonl.parent.mkdir(parents=True, exist_ok=True)
-            run_detector(model, images_dir, jsonl, backend=backend)
+            run_detector(model, images_dir, jsonl, backend=backend, verifier=verifier)
         report = evaluate_jsonl(jsonl, labels_dir, images_dir, names, conf_threshold)
     report["model"] = str(model)
     report["split"] = split
+    report["verifier"] = ("the app's (model.verifier)" if verifier is None else
+                          "none" if verifier is False else str(verifier))
     print(format_report(report))
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -423,10 +431,13 @@ def main(argv=None):
     p.add_argument("--reuse", action="store_true", help="score an existing --jsonl, no detect run")
     p.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime"),
                    help="passed to the detector")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--verifier", help="verifier model passed to the detector (default: the app's)")
+    which.add_argument("--no-verifier", action="store_true", help="score the detector's boxes unverified")
     args = p.parse_args(argv)
     try:
         evaluate(args.model, args.data, args.split, args.conf_default, args.out, args.jsonl,
-                 args.reuse, args.backend)
+                 args.reuse, args.backend, False if args.no_verifier else args.verifier)
     except HanjaLiveError as exc:
         sys.exit(f"evaluate: {exc}")
 
