@@ -19,7 +19,7 @@ from .pipeline import Output, Pipeline, Presenter
 from .sinks import JsonLinesSink, PacedRecorder, VideoSink, WindowSink, window_available
 from .sources import open_source
 from .stop_signals import StopSignals, Stopped
-from .verifier import Verifier
+from .verifier import Verifier, VerifierUnavailable
 from .workers import plan_workers, usable_cpus
 
 log = logging.getLogger("hanja_live")
@@ -47,10 +47,13 @@ def load_detector(model, threads=None, say=None):
         try:
             verifier = Verifier(paths.resolve(model.verifier), backend.info.names,
                                 threads=model.threads if threads is None else threads)
+            (say or log.info)("verifier: %s (%s)" % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
+        except VerifierUnavailable as exc:
+            # the detector alone still works: more false positives, not no app
+            log.warning("verifier off, boxes unverified: %s", exc)
         except BaseException:
             backend.close()
             raise
-        (say or log.info)("verifier: %s (%s)" % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
     return Detector(backend, conf=model.conf, iou=model.iou, max_det=model.max_det, verifier=verifier)
 
 

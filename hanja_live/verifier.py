@@ -9,7 +9,8 @@ verifier can only remove detections or lower their scores, never add any.
 
 The model is an ONNX file with input ``patches`` (B, 1, S, S) float32 grey levels and output
 ``probs`` (B, 11); its metadata names the classes, S and the patch margin. It runs in ONNX
-Runtime on the CPU (a few detections a frame; CUDA when this ONNX Runtime has it).
+Runtime on the CPU (a few detections a frame; CUDA when this ONNX Runtime has it); where ONNX
+Runtime is missing (a Jetson running TensorRT alone), the app says so and runs without it.
 """
 
 import json
@@ -27,6 +28,10 @@ from .patches import cut_patches, to_gray
 # CPU last; TensorRT's provider is left out: it would build an engine for every new batch size
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 RETRAIN = "train one with python -m hanja_live.train.train_verifier, or set model.verifier: null"
+
+
+class VerifierUnavailable(HanjaLiveError):
+    """ONNX Runtime, which runs the verifier, is not installed (e.g. a Jetson with TensorRT only)."""
 
 
 class VerifierInfo(NamedTuple):
@@ -67,7 +72,10 @@ class Verifier(object):
             raise ModelError("%s verifies classes %s, the detector has %s; use the verifier trained "
                              "for this model, or set model.verifier: null"
                              % (path, " ".join(self.info.names[:-1]), " ".join(detector_names)))
-        ort = import_onnxruntime()
+        try:
+            ort = import_onnxruntime()
+        except HanjaLiveError as exc:
+            raise VerifierUnavailable(str(exc))
         self._errors = ort_errors(ort)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)

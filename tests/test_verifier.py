@@ -274,3 +274,16 @@ def test_train_verifier_one_epoch_on_the_cpu(tmp_path):
     verifier = Verifier(str(onnx_path), CLASS_NAMES)
     p = verifier.probs(vc.load(str(tmp_path / "va.npz")).patches[:5])
     assert p.shape == (5, 11) and np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+
+
+@needs_models
+def test_without_onnxruntime_the_app_runs_unverified_and_says_so(monkeypatch, caplog):
+    import hanja_live.verifier as verifier_module
+
+    def missing():
+        raise HanjaLiveError("ONNX Runtime is not installed: pip install onnxruntime")
+    monkeypatch.setattr(verifier_module, "import_onnxruntime", missing)
+    with caplog.at_level("WARNING", logger="hanja_live"):
+        detector = load_detector(load_config(overrides={"model": {"path": MODEL}}).model)
+    assert detector.verifier is None
+    assert "verifier off, boxes unverified: ONNX Runtime is not installed" in caplog.text
