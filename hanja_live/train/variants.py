@@ -2,7 +2,7 @@
 
     python -m hanja_live.train.variants unpruned=models/M.onnx p40=runs/prune/p40.onnx \\
         fp16=models/M.fp16.onnx int8=models/M.int8.onnx --data T --split test \\
-        [--runs 300] [--out variants.json] [--eval-dir DIR] [--reuse] [--no-eval]
+        [--runs 300] [--out variants.json] [--eval-dir DIR] [--reuse] [--no-eval] [--verifier V.onnx]
 
 For each ONNX model (optionally labelled ``label=path``):
 * GFLOPs: 2 x the multiply-accumulates of every convolution and matrix product, from the
@@ -12,7 +12,8 @@ For each ONNX model (optionally labelled ``label=path``):
   into the convolutions by the export), through DequantizeLinear for INT8 weights.
 * file size of the .onnx.
 * mAP50 and mAP50-95 on the labelled split through hanja_live.train.evaluate, i.e. through
-  the app's own detect command (letterbox, decoder, NMS).
+  the app's own detect command (letterbox, decoder, NMS); the detector alone, as its latency is,
+  unless --verifier names the verifier to run after each of them.
 * ONNX Runtime CPU latency of the backend's infer() (hanja_live.train.latency): all models
   take turns call by call in the same process, median and p95 over --runs calls.
 
@@ -139,8 +140,9 @@ def parse_variant(text):
 
 
 def measure_variants(variants, data=None, split="test", runs=300, eval_dir=None, reuse=False,
-                     evaluate_models=True, log=print):
-    """Rows (one per (label, path)) with cost, size, accuracy and latency; latency in one run."""
+                     evaluate_models=True, log=print, verifier=None):
+    """Rows (one per (label, path)) with cost, size, accuracy and latency; latency in one run.
+    verifier: a verifier .onnx scored after each detector, or None for the detectors alone."""
     from hanja_live.train import evaluate as ev
     from hanja_live.train.latency import measure
 
@@ -161,7 +163,8 @@ def measure_variants(variants, data=None, split="test", runs=300, eval_dir=None,
             log(f"variants: [{i}/{len(rows)}] {row['variant']}: mAP on {data} ({split})")
             t0 = time.monotonic()
             out = eval_dir / f"{row['variant']}.json" if eval_dir else None
-            report = ev.evaluate(row["model"], data, split, out=out, reuse=reuse)
+            report = ev.evaluate(row["model"], data, split, out=out, reuse=reuse,
+                                 verifier=verifier if verifier else False)
             row["mAP50"], row["mAP50_95"] = report["mAP50"], report["mAP50_95"]
             row["eval_images"] = report["counts"]["images"]
             log(f"variants: {row['variant']}: mAP50 {row['mAP50']:.4f}, mAP50-95 "
@@ -221,13 +224,15 @@ def main(argv=None):
     p.add_argument("--reuse", action="store_true",
                    help="score detections already in --eval-dir instead of running detect")
     p.add_argument("--no-eval", action="store_true", help="skip mAP (cost and latency only)")
+    p.add_argument("--verifier", help="score each detector with this verifier after it (default: "
+                                      "the detectors alone, as their latency is measured)")
     args = p.parse_args(argv)
     if args.reuse and not args.eval_dir:
         p.error("--reuse needs --eval-dir")
     try:
         variants = [parse_variant(v) for v in args.variants]
         rows = measure_variants(variants, args.data, args.split, args.runs, args.eval_dir,
-                                args.reuse, not args.no_eval)
+                                args.reuse, not args.no_eval, verifier=args.verifier)
     except HanjaLiveError as exc:
         sys.exit(f"variants: {exc}")
     print(markdown_table(rows))
