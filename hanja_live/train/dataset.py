@@ -33,7 +33,7 @@ import yaml
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.train.charsets import NEGATIVES
-from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels
+from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels, frame_negatives
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -66,6 +66,24 @@ def generate_scene(seed, split, index, long_side=640, small_share=0.0, negatives
     drawn = draw_scene(rng, INK_SPLIT[split], hw, small_share=small_share if train else 0.0,
                        negatives=negatives if train else NegativeMix())
     return drawn, int(rng.integers(80, 96))
+
+
+class LabelledScene(NamedTuple):
+    """One data set image drawn again, with what the frame shows of its writing."""
+    scene: Scene
+    quality: int  # the JPEG quality the data set writes it with
+    targets: np.ndarray  # (N, 5) float32 [cls, x1, y1, x2, y2] (frame_labels)
+    negatives: List[Tuple[str, Tuple[int, int, int, int]]]  # (character, ink box) (frame_negatives)
+
+
+def labelled_scene(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
+    # type: (int, str, int, int, float, NegativeMix) -> LabelledScene
+    """generate_scene with the boxes of the targets and of the negatives the frame shows: what the
+    tools that draw a data set again (false_positives, verifier_crops) read of each image."""
+    drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
+    hw = drawn.image.shape[:2]
+    boxes, _ = frame_labels(drawn.placed, drawn.hom, hw, drawn.image)
+    return LabelledScene(drawn, quality, boxes, frame_negatives(drawn.placed, drawn.hom, hw, drawn.image))
 
 
 def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):

@@ -34,8 +34,8 @@ import numpy as np
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.train.charsets import CONFUSERS, group_of
-from hanja_live.train.compose import NegativeMix, frame_labels, frame_negatives
-from hanja_live.train.dataset import Progress, generate_scene, image_index, init_worker, read_generator
+from hanja_live.train.compose import NegativeMix
+from hanja_live.train.dataset import Progress, image_index, init_worker, labelled_scene, read_generator
 from hanja_live.train.evaluate import box_iou, match_image, read_detections, read_labels
 
 ON_TARGET_IOU = 0.3
@@ -69,11 +69,10 @@ def read_settings(data, split):
 def draw_again(task):
     # type: (Tuple[Settings, str, int]) -> Drawn
     settings, name, index = task
-    drawn, _ = generate_scene(settings.seed, settings.split, index, settings.long_side,
-                              settings.small_share, settings.negatives)
-    hw = drawn.image.shape[:2]
-    boxes, _ = frame_labels(drawn.placed, drawn.hom, hw, drawn.image)
-    return Drawn(name, (int(hw[0]), int(hw[1])), len(boxes), frame_negatives(drawn.placed, drawn.hom, hw, drawn.image))
+    seen = labelled_scene(settings.seed, settings.split, index, settings.long_side, settings.small_share,
+                          settings.negatives)
+    h, w = seen.scene.image.shape[:2]
+    return Drawn(name, (int(h), int(w)), len(seen.targets), seen.negatives)
 
 
 def draw_all(settings, names, workers=1, progress=True):

@@ -34,8 +34,8 @@ from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.patches import PATCH_SIZE, cut_patches, to_gray
 from hanja_live.train.charsets import NEGATIVES
-from hanja_live.train.compose import NegativeMix, frame_labels, frame_negatives
-from hanja_live.train.dataset import Progress, SPLITS, generate_scene, image_name, init_worker
+from hanja_live.train.compose import NegativeMix
+from hanja_live.train.dataset import Progress, SPLITS, image_name, init_worker, labelled_scene
 from hanja_live.train.evaluate import box_iou, read_detections
 
 OTHER = len(CLASS_NAMES)  # label of every patch that shows no numeral boxed as one
@@ -149,42 +149,32 @@ def scene_crops(task):
     # type: (Tuple[CropSettings, int, Detected]) -> Crops
     """Worker: the patches of one scene."""
     settings, index, detected = task
-    drawn, quality = generate_scene(settings.seed, settings.split, index, settings.long_side,
-                                    settings.small_share, settings.negatives)
-    hw = drawn.image.shape[:2]
-    targets, _ = frame_labels(drawn.placed, drawn.hom, hw, drawn.image)
-    negatives = frame_negatives(drawn.placed, drawn.hom, hw, drawn.image)
-    ok, jpeg = cv2.imencode(".jpg", drawn.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    seen = labelled_scene(settings.seed, settings.split, index, settings.long_side, settings.small_share,
+                          settings.negatives)
+    hw = seen.scene.image.shape[:2]
+    ok, jpeg = cv2.imencode(".jpg", seen.scene.image, [cv2.IMWRITE_JPEG_QUALITY, seen.quality])
     gray = to_gray(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
     # a stream of its own: the scene's random numbers stay those of the data set image
     rng = np.random.default_rng([settings.seed, SPLITS.index(settings.split), index, 7])
-    target_xyxy = targets[:, 1:].astype(np.float64)
-    boxes, label, kind, char = [], [], [], []  # type: List[np.ndarray], List[int], List[int], List[str]
-    for row in targets:
+    target_xyxy = seen.targets[:, 1:].astype(np.float64)
+    rows = []  # type: List[Tuple[np.ndarray, int, int, str]]  # (box, label, kind, char)
+    for row in seen.targets:
         cls, box = int(row[0]), row[1:]
-        for _ in range(settings.per_box):
-            boxes.append(jitter_box(rng, box))
-            label.append(cls), kind.append(0), char.append(CLASS_NAMES[cls])
+        rows += [(jitter_box(rng, box), cls, 0, CLASS_NAMES[cls]) for _ in range(settings.per_box)]
         if rng.random() < OFF_TARGET_SHARE:
             off = off_target_box(rng, box, target_xyxy)
             if off is not None:
-                boxes.append(off)
-                label.append(OTHER), kind.append(3), char.append("")
-    for ch, box in negatives:
-        for _ in range(settings.per_box):
-            boxes.append(jitter_box(rng, np.array(box, np.float64)))
-            label.append(OTHER), kind.append(1), char.append(ch)
-    for box in paper_boxes(rng, hw, target_xyxy, PAPER_PER_SCENE):
-        boxes.append(box)
-        label.append(OTHER), kind.append(2), char.append("")
+                rows.append((off, OTHER, 3, ""))
+    for ch, box in seen.negatives:
+        rows += [(jitter_box(rng, np.array(box, np.float64)), OTHER, 1, ch) for _ in range(settings.per_box)]
+    rows += [(box, OTHER, 2, "") for box in paper_boxes(rng, hw, target_xyxy, PAPER_PER_SCENE)]
     det_xyxy = detected[1]
-    for box, cls in zip(det_xyxy, detected_labels(det_xyxy, targets)):
-        if cls < 0:
-            continue
-        boxes.append(np.asarray(box, np.float64))
-        label.append(int(cls)), kind.append(5 if cls == OTHER else 4)
-        char.append("" if cls == OTHER else CLASS_NAMES[int(cls)])
-    xyxy = np.array(boxes, np.float64).reshape(-1, 4)
+    for box, cls in zip(det_xyxy, detected_labels(det_xyxy, seen.targets)):
+        if cls >= 0:
+            rows.append((np.asarray(box, np.float64), int(cls), 5 if cls == OTHER else 4,
+                         "" if cls == OTHER else CLASS_NAMES[int(cls)]))
+    xyxy = np.array([r[0] for r in rows], np.float64).reshape(-1, 4)
+    label, kind, char = [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
     return Crops(cut_patches(gray, xyxy), np.array(label, np.int8), np.array(kind, np.int8),
                  np.array(char, dtype="<U1"), ((xyxy[:, 3] - xyxy[:, 1]) / hw[0]).astype(np.float32))
 
