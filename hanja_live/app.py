@@ -47,10 +47,12 @@ def load_detector(model, threads=None, say=None):
         try:
             verifier = Verifier(paths.resolve(model.verifier), backend.info.names,
                                 threads=model.threads if threads is None else threads)
-            (say or log.info)("verifier: %s (%s)" % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
+            (say or log.info)("verifier: %s (%s)"
+                              % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
         except VerifierUnavailable as exc:
-            # the detector alone still works: more false positives, not no app
-            log.warning("verifier off, boxes unverified: %s", exc)
+            # the detector alone still works: more false positives, not no app. Said once: the
+            # sessions load_detectors reopens pass a quiet ``say``
+            (say or log.warning)("verifier off, boxes unverified: %s" % exc)
         except BaseException:
             backend.close()
             raise
