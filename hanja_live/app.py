@@ -44,11 +44,11 @@ def load_detector(model, threads=None, say=None):
                            threads=model.threads if threads is None else threads)
     verifier = None
     if model.verifier:
+        verifier_path = paths.resolve(model.verifier)
         try:
-            verifier = Verifier(paths.resolve(model.verifier), backend.info.names,
+            verifier = Verifier(verifier_path, backend.info.names,
                                 threads=model.threads if threads is None else threads)
-            (say or log.info)("verifier: %s (%s)"
-                              % (paths.resolve(model.verifier), ", ".join(verifier.providers)))
+            (say or log.info)("verifier: %s (%s)" % (verifier_path, ", ".join(verifier.providers)))
         except VerifierUnavailable as exc:
             # the detector alone still works: more false positives, not no app. Said once: the
             # sessions load_detectors reopens pass a quiet ``say``

@@ -20,13 +20,13 @@ from typing import List, NamedTuple, Sequence
 import numpy as np
 
 from .backends.loader import one_line, read_onnx
-from .backends.onnxruntime_backend import ort_errors, import_onnxruntime
+from .backends.onnxruntime_backend import import_onnxruntime, ort_errors, pick_providers
 from .detections import Detections
 from .errors import HanjaLiveError, ModelError
 from .patches import cut_patches, to_gray
 
-# CPU last; TensorRT's provider is left out: it would build an engine for every new batch size
-PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# the detector's provider order without TensorRT's, which would build an engine for every new batch size
+SKIPPED_PROVIDER = "TensorrtExecutionProvider"
 RETRAIN = "train one with python -m hanja_live.train.train_verifier, or set model.verifier: null"
 
 
@@ -79,7 +79,7 @@ class Verifier(object):
         self._errors = ort_errors(ort)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads)
-        providers = [p for p in PROVIDERS if p in ort.get_available_providers()]
+        providers = [p for p in pick_providers(ort.get_available_providers()) if p != SKIPPED_PROVIDER]
         try:
             self._session = ort.InferenceSession(path, sess_options=options, providers=providers)
         except self._errors as exc:
