@@ -153,6 +153,37 @@ def test_negatives_get_no_box_and_targets_do():
     assert boxes[0, 1] >= target.x and boxes[0, 3] <= target.x + target.mask.shape[1]
 
 
+# A numeral the labels leave out but a reader sees: cut by the frame edge or faint (ignore/).
+# shift: frame x = page x - shift (the numeral's ink spans about page x 45-115); contrast: grey
+# levels the ink is darker than the paper in the frame -> (labelled, unlabelled) box counts
+@pytest.mark.parametrize("shift, contrast, expected", [
+    (0, 120, (1, 0)),
+    (0, 10, (0, 1)),  # under MIN_CONTRAST (14) but at least half of it
+    (0, 5, (0, 0)),  # too faint for anyone
+    (80, 120, (0, 1)),  # about half of it beyond the left edge
+    (108, 120, (0, 0)),  # a sliver left in the frame
+    (80, 10, (0, 1)),  # cut and faint
+])
+def test_unlabelled_numerals_are_the_cut_and_faint_ones(shift, contrast, expected):
+    page = np.full((200, 300, 3), 235, np.uint8)
+    pen = scene.make_pen(np.random.default_rng(3), "ballpoint_black")
+    writer = compose.PageWriter(np.random.default_rng(3), page, "train", pen, (0.0, 0.0, 300.0, 200.0))
+    target = writer.write(TARGETS[4], 80, 100, 70)
+    assert writer.write(NEGATIVES[0], 220, 100, 70) is not None  # never a numeral, cut or not
+    hom = _hom([1, 0, -shift], [0, 1, 0], [0, 0, 1])
+    frame = cv2.warpPerspective(page, hom, (300, 200), borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+    full = compose.ink_contrast(cv2.cvtColor(frame.astype(np.uint8), cv2.COLOR_BGR2GRAY), target.mask,
+                                target.x, target.y, hom)
+    image = np.clip(np.round(235 - (235 - frame) * contrast / full), 0, 255).astype(np.uint8)
+    labelled = compose.frame_labels(writer.placed, hom, (200, 300), image)[0]
+    unlabelled = compose.frame_unlabelled(writer.placed, hom, (200, 300), image)
+    assert (len(labelled), len(unlabelled)) == expected
+    if len(unlabelled):
+        cls, x1, y1, x2, y2 = unlabelled[0]
+        ink = compose.frame_ink(target.mask, target.x, target.y, hom, (200, 300), min_visible=0.2)[0]
+        assert cls == 4 and (x1, y1, x2, y2) == ink and x1 >= 0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_negative_scenes_are_written_but_unlabelled(seed):
     image, boxes, hulls = compose.make_sample(np.random.default_rng([seed, 7]), "train", (240, 320), layout="negatives")
@@ -204,7 +235,9 @@ def test_dataset_cli_writes_yolo_layout(small_set):
     for split, n in (("train", 6), ("val", 2), ("test", 4)):
         images = sorted(os.listdir(out / "images" / split))
         labels = sorted(os.listdir(out / "labels" / split))
+        ignore = sorted(os.listdir(out / "ignore" / split))
         assert len(images) == n and [os.path.splitext(p)[0] for p in images] == [os.path.splitext(p)[0] for p in labels]
+        assert ignore == labels  # one (often empty) list of unlabelled numerals per image
     with open(out / "data.yaml", encoding="utf-8") as f:
         data = yaml.safe_load(f)
     assert data["path"] == str(out)

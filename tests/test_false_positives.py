@@ -16,7 +16,7 @@ from hanja_live.train import false_positives
 from hanja_live.train.charsets import CONFUSERS, NEGATIVE_GROUPS
 from hanja_live.train.dataset import generate_scene
 from hanja_live.train.compose import frame_negatives
-from hanja_live.train.evaluate import box_iou, read_labels
+from hanja_live.train.evaluate import box_iou, evaluate_jsonl, read_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 9
@@ -137,6 +137,27 @@ def test_false_positives_are_put_on_what_lies_under_them(val_set, tmp_path):
     text = false_positives.format_report(report, min_count=1, min_rate=0.0)
     assert "false positives at conf >= 0.25: 3 on 2 images" in text
     assert "--confusers '%s" % CONFUSERS in text and char in text.splitlines()[-1]
+
+
+def test_a_detection_on_an_unlabelled_numeral_is_named_and_dropped_by_evaluate(val_set, tmp_path):
+    """The data set's ignore/ lists numerals cut by the frame or too faint to label; they are ink in the
+    stored image, false_positives names a box on one, and evaluate drops it instead of counting it."""
+    found = []
+    for path in sorted((val_set / "ignore" / "val").glob("*.txt")):
+        gray = cv2.imread(str(val_set / "images" / "val" / (path.stem + ".jpg")), cv2.IMREAD_GRAYSCALE)
+        cls, xyxy = read_labels(path, gray.shape[1], gray.shape[0], len(CLASS_NAMES))
+        found += [(path.stem + ".jpg", c, box, gray) for c, box in zip(cls, xyxy)]
+    assert found, "seed %d drew no numeral cut by the frame or faint in its 12 images" % SEED
+    name, c, box, gray = found[0]
+    x1, y1, x2, y2 = np.round(box).astype(int)
+    assert np.percentile(gray[y1:y2, x1:x2], 5) < np.median(gray) - 6  # ink, if faint
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_text(json.dumps({"image": name, "detections": [_det(c, box, 0.8)]}) + "\n", encoding="utf-8")
+    report = false_positives.run(str(val_set), "val", str(jsonl), conf=0.25, workers=1, progress=False)
+    assert report["by_kind"] == {"unlabelled numeral": 1}
+    scored = evaluate_jsonl(jsonl, val_set / "labels" / "val", val_set / "images" / "val", CLASS_NAMES,
+                            ignore_dir=val_set / "ignore" / "val")
+    assert scored["unlabelled_numerals"]["dropped_at_conf"] == 1 and scored["counts"]["fp_at_conf"] == 0
 
 
 def test_workers_give_the_same_report(val_set, tmp_path):

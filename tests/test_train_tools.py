@@ -115,7 +115,54 @@ def test_evaluate_metrics(tmp_path, images, extra, expected):
         else:
             assert report[key] == pytest.approx(value, abs=1e-6), key
     json.dumps(report, ensure_ascii=False)  # the report must be writable as JSON
-    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 5
+    assert ev.format_report(report).count("\n") == len(CLASS_NAMES) + 6
+
+
+UNLABELLED = (2, 60, 5, 95, 40)  # a numeral the labels leave out (ignore/), cls x1 y1 x2 y2
+
+IGNORE_CASES = [
+    # id, {image: (gt, detections)}, {image: unlabelled boxes} -> expected report values
+    # a detection on it is dropped, whatever its class: neither a hit nor a false positive
+    ("on_unlabelled", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60), det(7, 0.8, 61, 5, 95, 41)])},
+     {"a.png": [UNLABELLED]}, {"precision": 1.0, "mAP50": 1.0}, (1, 1, 0)),
+    # on a target-free image it would have been a false positive of that image
+    ("target_free", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60)]),
+                     "b.png": ([], [det(2, 0.7, 60, 5, 95, 40), det(4, 0.6, 0, 60, 30, 95)])},
+     {"b.png": [UNLABELLED]}, {"fp_per_empty_image": 1.0}, (1, 1, 1)),
+    # IoU 0.41 with the unlabelled box (shifted 15 px): a false positive as before
+    ("beside_unlabelled", {"a.png": ([], [det(2, 0.7, 75, 5, 110, 40)])}, {"a.png": [UNLABELLED]},
+     {"fp_per_empty_image": 1.0}, (0, 0, 0)),
+    # a detection that hits a target stays a hit even where an unlabelled box overlaps it
+    ("hit_stays", {"a.png": ([GT], [det(0, 0.9, 10, 10, 60, 60)])}, {"a.png": [GT]},
+     {"recall": 1.0, "precision": 1.0}, (0, 0, 0)),
+    # below the threshold: dropped from the curve, not counted at the operating point
+    ("below_conf", {"a.png": ([], [det(2, 0.1, 60, 5, 95, 40)])}, {"a.png": [UNLABELLED]},
+     {"fp_per_empty_image": 0.0}, (1, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("images, unlabelled, expected, dropped", [c[1:] for c in IGNORE_CASES],
+                         ids=[c[0] for c in IGNORE_CASES])
+def test_evaluate_drops_detections_on_unlabelled_numerals(tmp_path, images, unlabelled, expected, dropped):
+    jsonl, labels, imgs = write_split(tmp_path, images)
+    ignore = tmp_path / "ignore"
+    ignore.mkdir()
+    for name, boxes in unlabelled.items():
+        (ignore / (name[:-4] + ".txt")).write_text("".join(
+            "%d %.6f %.6f %.6f %.6f\n" % (c, (x1 + x2) / 200, (y1 + y2) / 200, (x2 - x1) / 100, (y2 - y1) / 100)
+            for c, x1, y1, x2, y2 in boxes), encoding="utf-8")
+    strict = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES)
+    report = ev.evaluate_jsonl(jsonl, labels, imgs, CLASS_NAMES, ignore_dir=ignore)
+    for key, value in expected.items():
+        assert report[key] == pytest.approx(value, abs=1e-6), key
+    un = report["unlabelled_numerals"]
+    assert (un["detections_dropped"], un["dropped_at_conf"], un["dropped_on_empty_images_at_conf"]) == dropped
+    assert un["numerals"] == sum(len(b) for b in unlabelled.values())
+    # counting them again gives the strict figure
+    assert un["fp_per_empty_image_counting_them"] == strict["fp_per_empty_image"]
+    assert strict["unlabelled_numerals"] is None
+    assert "unlabelled numerals" in ev.format_report(report)
+    assert "no ignore/ folder" in ev.format_report(strict)
 
 
 T, F = True, False

@@ -74,19 +74,26 @@ def test_patches_of_bgr_and_grey_agree_and_an_empty_box_list_gives_none():
 
 # --- training patches ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("xyxy, targets, expected", [
+@pytest.mark.parametrize("xyxy, targets, unlabelled, expected", [
     # on a 二 (IoU 0.81) -> its class; on nothing -> OTHER; IoU 0.39 -> left out (-1)
-    ([[11, 11, 29, 29]], [[1, 10, 10, 30, 30]], [1]),
-    ([[100, 100, 120, 120]], [[1, 10, 10, 30, 30]], [vc.OTHER]),
-    ([[10, 10, 30, 17.8]], [[1, 10, 10, 30, 30]], [-1]),
+    ([[11, 11, 29, 29]], [[1, 10, 10, 30, 30]], [], [1]),
+    ([[100, 100, 120, 120]], [[1, 10, 10, 30, 30]], [], [vc.OTHER]),
+    ([[10, 10, 30, 17.8]], [[1, 10, 10, 30, 30]], [], [-1]),
     # the nearer of two targets decides the class, whatever the detector called it
-    ([[50, 50, 70, 70], [0, 0, 20, 20]], [[3, 10, 10, 30, 30], [8, 50, 50, 70, 71]], [8, vc.OTHER]),
+    ([[50, 50, 70, 70], [0, 0, 20, 20]], [[3, 10, 10, 30, 30], [8, 50, 50, 70, 71]], [], [8, vc.OTHER]),
     # a frame with no target: everything is OTHER
-    ([[0, 0, 5, 5]], np.zeros((0, 5)), [vc.OTHER]),
-    (np.zeros((0, 4)), [[1, 10, 10, 30, 30]], []),
+    ([[0, 0, 5, 5]], np.zeros((0, 5)), [], [vc.OTHER]),
+    (np.zeros((0, 4)), [[1, 10, 10, 30, 30]], [], []),
+    # on a numeral the labels leave out (cut, faint): left out, not OTHER; IoU 0.39 with it too
+    ([[100, 100, 120, 120]], [[1, 10, 10, 30, 30]], [[6, 100, 100, 120, 121]], [-1]),
+    ([[0, 0, 5, 5]], np.zeros((0, 5)), [[2, 0, 0, 5, 12.8]], [-1]),
+    ([[0, 0, 5, 5]], np.zeros((0, 5)), [[2, 0, 0, 5, 17]], [vc.OTHER]),  # IoU 0.29
+    # a labelled target it lies on still names the class
+    ([[11, 11, 29, 29]], [[1, 10, 10, 30, 30]], [[5, 10, 10, 30, 30]], [1]),
 ])
-def test_detected_labels(xyxy, targets, expected):
-    got = vc.detected_labels(np.array(xyxy, np.float64).reshape(-1, 4), np.array(targets, np.float32).reshape(-1, 5))
+def test_detected_labels(xyxy, targets, unlabelled, expected):
+    got = vc.detected_labels(np.array(xyxy, np.float64).reshape(-1, 4), np.array(targets, np.float32).reshape(-1, 5),
+                             np.array(unlabelled, np.float32).reshape(-1, 5))
     assert got.tolist() == expected
 
 

@@ -30,6 +30,11 @@ MIN_VISIBLE = 0.6  # fraction of a character's ink that must be inside the frame
 MIN_EM_FRAC, MAX_EM_FRAC = 0.025, 0.60  # character (em box) height / frame height
 SMALL_MAX_FRAC = 0.07  # about the largest character of a "small" scene (make_sample's small_share)
 MIN_CONTRAST = 14.0  # grey levels ink must be darker than the paper around it to be labelled
+# A numeral the frame shows but frame_labels leaves out (under MIN_VISIBLE of it inside the frame, or
+# fainter than MIN_CONTRAST) is still a numeral to a reader: scoring ignores detections on it
+# (frame_unlabelled) when at least this share of its ink is inside and it is at least half as dark.
+UNLABELLED_MIN_VISIBLE = 0.2
+UNLABELLED_CONTRAST_SHARE = 0.5  # of MIN_CONTRAST
 MAX_CHARS = 30  # per scene; bounds the rendering time of dense worksheets
 
 LAYOUTS = ("single", "scattered", "lines", "worksheet", "negatives", "empty")
@@ -197,6 +202,32 @@ def frame_negatives(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     """(character, box (x1, y1, x2, y2)) of each negative among ``placed`` that the frame shows,
     by the rules frame_labels applies to targets."""
     return [(item.char, box) for item, (box, _) in _seen(placed, hom, out_hw, image, min_contrast, negatives=True)]
+
+
+def frame_unlabelled(placed, hom, out_hw, image, min_contrast=MIN_CONTRAST):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], np.ndarray, float) -> np.ndarray
+    """Boxes (N, 5) float32 [cls, x1, y1, x2, y2] of the targets that frame_labels leaves out but a
+    reader would still see as numerals: at least UNLABELLED_MIN_VISIBLE of the ink inside the frame
+    and at least UNLABELLED_CONTRAST_SHARE of ``min_contrast`` dark, yet cut by the frame edge or fainter than
+    ``min_contrast``. The box bounds the ink inside the frame.
+
+    Neither a target to find nor a false positive to count: the data set lists them (ignore/)
+    so that evaluate drops detections on them, as PASCAL VOC does with its "difficult" objects."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    rows = []
+    for item in placed:
+        if item.cls < 0:
+            continue
+        seen = frame_ink(item.mask, item.x, item.y, hom, out_hw, min_visible=UNLABELLED_MIN_VISIBLE)
+        if seen is None:
+            continue
+        contrast = ink_contrast(gray, item.mask, item.x, item.y, hom)
+        if contrast < min_contrast * UNLABELLED_CONTRAST_SHARE:
+            continue
+        if contrast >= min_contrast and frame_ink(item.mask, item.x, item.y, hom, out_hw) is not None:
+            continue  # labelled
+        rows.append((item.cls,) + seen[0])
+    return np.array(rows, np.float32).reshape(-1, 5)
 
 
 def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):

@@ -6,7 +6,9 @@
 
 writes DIR/images/{train,val,test}/*.jpg, DIR/labels/{train,val,test}/*.txt (one line per
 character: "cls x1 y1 ... xk yk", the convex hull of its ink, normalised; its bounds are the
-character's box, which is what ultralytics trains a detector on) and DIR/data.yaml. Every image is seeded from
+character's box, which is what ultralytics trains a detector on), DIR/ignore/{train,val,test}/*.txt
+("cls cx cy w h" of each numeral the frame shows but the labels leave out: cut by the frame edge or
+too faint, compose.frame_unlabelled; evaluate drops detections on them) and DIR/data.yaml. Every image is seeded from
 (seed, split, index) alone, so the files are the same whatever the number of workers. "val"
 draws from the training ink sources with its own seeds; "test" uses the held-out ink sources
 (fonts and stroke sets the training split never sees) and its own seeds too. --preview N also
@@ -33,7 +35,8 @@ import yaml
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.train.charsets import NEGATIVES
-from hanja_live.train.compose import NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels, frame_negatives
+from hanja_live.train.compose import (NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels, frame_negatives,
+                                      frame_unlabelled)
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -41,6 +44,7 @@ INK_SPLIT = {"train": "train", "val": "train", "test": "test"}
 # Frame shapes of common cameras (width:height): 16:9 video modes and 4:3 sensor modes.
 ASPECTS = ((16, 9), (4, 3))
 CHUNK = 16  # images per task handed to a worker
+SUBFOLDERS = ("images", "labels", "ignore")
 
 
 def sample_rng(seed, split, index):
@@ -74,6 +78,7 @@ class LabelledScene(NamedTuple):
     quality: int  # the JPEG quality the data set writes it with
     targets: np.ndarray  # (N, 5) float32 [cls, x1, y1, x2, y2] (frame_labels)
     negatives: List[Tuple[str, Tuple[int, int, int, int]]]  # (character, ink box) (frame_negatives)
+    unlabelled: np.ndarray  # (K, 5) float32 [cls, x1, y1, x2, y2] (frame_unlabelled)
 
 
 def labelled_scene(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
@@ -83,7 +88,8 @@ def labelled_scene(seed, split, index, long_side=640, small_share=0.0, negatives
     drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
     hw = drawn.image.shape[:2]
     boxes, _ = frame_labels(drawn.placed, drawn.hom, hw, drawn.image)
-    return LabelledScene(drawn, quality, boxes, frame_negatives(drawn.placed, drawn.hom, hw, drawn.image))
+    return LabelledScene(drawn, quality, boxes, frame_negatives(drawn.placed, drawn.hom, hw, drawn.image),
+                         frame_unlabelled(drawn.placed, drawn.hom, hw, drawn.image))
 
 
 def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
@@ -133,14 +139,17 @@ def _write_range(task):
     """Worker: generate and write images [start, stop) of one split; returns how many."""
     out, split, start, stop, seed, long_side, small_share, negatives = task
     for index in range(start, stop):
-        image, boxes, hulls, quality = generate_one(seed, split, index, long_side, small_share, negatives)
+        drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
+        image, hw = drawn.image, drawn.image.shape[:2]
+        boxes, hulls = frame_labels(drawn.placed, drawn.hom, hw, image)
         name = image_name(split, index)
         path = os.path.join(out, "images", split, name + ".jpg")
         if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError("could not write %s" % path)
-        lines = yolo_lines(boxes, (image.shape[0], image.shape[1]), hulls)
-        with open(os.path.join(out, "labels", split, name + ".txt"), "w") as f:
-            f.write("".join(line + "\n" for line in lines))
+        for sub, lines in (("labels", yolo_lines(boxes, hw, hulls)),
+                           ("ignore", yolo_lines(frame_unlabelled(drawn.placed, drawn.hom, hw, image), hw))):
+            with open(os.path.join(out, sub, split, name + ".txt"), "w") as f:
+                f.write("".join(line + "\n" for line in lines))
     return stop - start
 
 
@@ -153,7 +162,7 @@ def init_worker():
 def _remove_stale(out, split, count):
     # type: (str, str, int) -> None
     """Delete images / labels of this generator numbered >= count (left by a bigger run)."""
-    for sub in ("images", "labels"):
+    for sub in SUBFOLDERS:
         folder = os.path.join(out, sub, split)
         for name in os.listdir(folder):
             index = image_index(name, split)
@@ -211,7 +220,7 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
     if test_long_side is not None:
         sides["test"] = test_long_side
     for split in SPLITS:
-        for sub in ("images", "labels"):
+        for sub in SUBFOLDERS:
             os.makedirs(os.path.join(out, sub, split), exist_ok=True)
         if counts.get(split, 0) > 0:
             _remove_stale(out, split, counts[split])

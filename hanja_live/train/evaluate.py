@@ -13,6 +13,12 @@ YOLO labels in DIR/labels/<split>:
 * precision and recall at the operating threshold (``--conf-default``, IoU 0.5), pooled over
   all classes.
 * false positives per image on the images that hold no target (at the operating threshold).
+* unlabelled numerals: where the data set has DIR/ignore/<split> (hanja_live.train.dataset lists
+  there each numeral the frame shows that its labels leave out, cut by the frame edge or too
+  faint), a detection that matches no target at IoU 0.5 but covers such a numeral at IoU 0.5
+  (any class) is dropped, neither a hit nor a false positive, as PASCAL VOC treats its
+  "difficult" objects. The report also counts them, and the false positives per target-free
+  image they would have added.
 * recall by target size (the longer side of the target's box over the image height, in the
   buckets of SIZE_EDGES; the project's scenes hold characters from about 2.5 % of the frame
   height): says whether the misses are small characters.
@@ -38,6 +44,7 @@ import yaml
 from hanja_live.errors import ConfigError, HanjaLiveError
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO: 0.50, 0.55, ..., 0.95
+IGNORE_IOU = 0.5  # a detection this close to an unlabelled numeral (ignore/) is dropped
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)  # COCO's 101 recall thresholds
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DETECT_CONF = 0.001  # keep nearly every candidate so the precision-recall curve is complete
@@ -202,15 +209,26 @@ def at_recall(conf, tp50, on_empty, n_targets, n_empty, recall):
             "precision": _ratio(n_tp, int(kept.sum()))}
 
 
+def ignored(xyxy, tp50, ignore_xyxy):
+    """Detections (N, 4) to drop: no true positive at IoU 0.5 (tp50 (N,) bool) and IoU >= IGNORE_IOU
+    with one of the unlabelled numerals ignore_xyxy (M, 4), whatever its class -> (N,) bool."""
+    if not len(xyxy) or not len(ignore_xyxy):
+        return np.zeros(len(xyxy), bool)
+    return ~tp50 & (box_iou(xyxy, ignore_xyxy).max(axis=1) >= IGNORE_IOU)
+
+
 def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.25,
-                   fp_at_recalls=FP_AT_RECALLS):
+                   fp_at_recalls=FP_AT_RECALLS, ignore_dir=None):
     """Score detect's JSON lines against YOLO labels; returns the report as a JSON-ready dict.
 
     ``names`` lists the class names in index order; every image in ``images_dir`` counts
     (an image without a line in the JSON file counts as one with no detections).
     ``fp_at_recalls``: the recalls "at_recall" reports false positives at (at_recall()).
+    ``ignore_dir``: optional folder of YOLO box files (the data set's ignore/<split>) naming the
+    unlabelled numerals whose detections are dropped (ignored()).
     """
     labels_dir, images_dir, names = Path(labels_dir), Path(images_dir), list(names)
+    ignore_dir = None if ignore_dir is None else Path(ignore_dir)
     nc = len(names)
     files = _image_files(images_dir)
     preds = read_detections(jsonl_path, nc)
@@ -224,6 +242,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
     gt_size, gt_hit_conf = [], []  # per target: size / image height, score of its match
     n_gt = np.zeros(nc, np.int64)
     n_empty_images = 0
+    n_ignore_boxes, dropped_conf, dropped_empty = 0, [], []  # the dropped detections' score, image
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
@@ -234,10 +253,18 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
         n_empty_images += len(gt_cls) == 0
         cls, conf, xyxy = preds.get(path.name, (np.zeros(0, np.int64), np.zeros(0),
                                                 np.zeros((0, 4))))
+        hit_conf = np.empty(len(gt_cls))  # filled by match_image
+        tp_image = match_image(xyxy, conf, cls, gt_xyxy, gt_cls, gt_conf=hit_conf)
+        if ignore_dir is not None:
+            _, ignore_xyxy = read_labels(ignore_dir / (path.stem + ".txt"), width, height, nc)
+            n_ignore_boxes += len(ignore_xyxy)
+            drop = ignored(xyxy, tp_image[:, 0], ignore_xyxy)
+            dropped_conf.append(conf[drop])
+            dropped_empty.append(np.full(int(drop.sum()), len(gt_cls) == 0))
+            cls, conf, tp_image = cls[~drop], conf[~drop], tp_image[~drop]
         det_cls.append(cls)
         det_conf.append(conf)
-        hit_conf = np.empty(len(gt_cls))  # filled by match_image
-        det_tp.append(match_image(xyxy, conf, cls, gt_xyxy, gt_cls, gt_conf=hit_conf))
+        det_tp.append(tp_image)
         gt_hit_conf.append(hit_conf)
         # rounded: a label at exactly an edge (2.5 %) must not fall below it by float error
         gt_size.append(np.round((gt_xyxy[:, 2:] - gt_xyxy[:, :2]).max(axis=1, initial=0.0)
@@ -273,6 +300,16 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
                         "recall": _ratio(int((found & inside).sum()), int(inside.sum()))})
     fp_empty = int((kept & on_empty).sum())
     n_targets = int(n_gt.sum())
+    unlabelled = None
+    if ignore_dir is not None:
+        d_conf = np.concatenate(dropped_conf) if dropped_conf else np.zeros(0)
+        d_empty = np.concatenate(dropped_empty).astype(bool) if dropped_empty else np.zeros(0, bool)
+        d_kept = d_conf >= conf_threshold
+        unlabelled = {"folder": str(ignore_dir), "numerals": n_ignore_boxes,
+                      "detections_dropped": int(len(d_conf)), "dropped_at_conf": int(d_kept.sum()),
+                      "dropped_on_empty_images_at_conf": int((d_kept & d_empty).sum()),
+                      "fp_per_empty_image_counting_them": _ratio(fp_empty + int((d_kept & d_empty).sum()),
+                                                                 n_empty_images)}
     return {
         "mAP50": _num(ap[has_gt, 0].mean()) if has_gt.any() else None,
         "mAP50_95": _num(ap[has_gt].mean()) if has_gt.any() else None,
@@ -297,6 +334,7 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
             "fp_on_empty_images_at_conf": fp_empty,
         },
         "per_class": per_class,
+        "unlabelled_numerals": unlabelled,
         "sources": {"detections": str(jsonl_path), "labels": str(labels_dir),
                     "images": str(images_dir)},
     }
@@ -326,6 +364,15 @@ def format_report(report):
                  f"AP over all detections")
     lines.append(f"images: {c['images']} ({c['images_without_targets']} without targets); "
                  f"false positives per target-free image: {f(report['fp_per_empty_image']).strip()}")
+    un = report.get("unlabelled_numerals")
+    if un is None:
+        lines.append("no ignore/ folder: detections on numerals the labels leave out (cut by the frame, "
+                     "faint) count as false positives")
+    else:
+        lines.append(f"unlabelled numerals (cut by the frame, faint): {un['numerals']}; detections on them "
+                     f"dropped: {un['detections_dropped']} ({un['dropped_at_conf']} at conf, "
+                     f"{un['dropped_on_empty_images_at_conf']} on target-free images); counting them, false "
+                     f"positives per target-free image: {f(un['fp_per_empty_image_counting_them']).strip()}")
     buckets = []
     for b in report["recall_by_size"]:
         span = f"{b['min'] * 100:g}-{b['max'] * 100:g} %" if b["max"] else f">= {b['min'] * 100:g} %"
@@ -403,7 +450,9 @@ def evaluate(model, data, split="test", conf_threshold=0.25, out=None, jsonl=Non
                                   f"hanja_live.train.export")
             jsonl.parent.mkdir(parents=True, exist_ok=True)
             run_detector(model, images_dir, jsonl, backend=backend, verifier=verifier)
-        report = evaluate_jsonl(jsonl, labels_dir, images_dir, names, conf_threshold)
+        ignore_dir = data / "ignore" / split
+        report = evaluate_jsonl(jsonl, labels_dir, images_dir, names, conf_threshold,
+                                ignore_dir=ignore_dir if ignore_dir.is_dir() else None)
     report["model"] = str(model)
     report["split"] = split
     report["verifier"] = ("the app's (model.verifier)" if verifier is None else

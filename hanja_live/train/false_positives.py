@@ -11,6 +11,8 @@ to recover the negatives on its page and the box of their ink in the frame. Each
 at --conf (a box that matches no target of its class at IoU 0.5, as evaluate counts them) is
 then put on one of:
 
+* an unlabelled numeral: IoU >= 0.5 with a numeral the labels leave out (cut by the frame edge
+  or faint, compose.frame_unlabelled), which evaluate drops rather than counts;
 * a target: IoU >= 0.3 with a target box of any class (a wrong class, a loose or a second box);
 * a negative: the one with the highest max(IoU, half the share of the box it covers), if that
   reaches 0.2, i.e. IoU >= 0.2 or at least 40 % of the box on the negative's ink box;
@@ -36,7 +38,7 @@ from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.train.charsets import CONFUSERS, group_of
 from hanja_live.train.compose import NegativeMix
 from hanja_live.train.dataset import Progress, image_index, init_worker, labelled_scene, read_generator
-from hanja_live.train.evaluate import box_iou, match_image, read_detections, read_labels
+from hanja_live.train.evaluate import box_iou, ignored, match_image, read_detections, read_labels
 
 ON_TARGET_IOU = 0.3
 ON_NEGATIVE_SCORE = 0.2
@@ -48,6 +50,7 @@ class Drawn(NamedTuple):
     hw: Tuple[int, int]  # frame (height, width)
     targets: int
     negatives: List[Tuple[str, Tuple[int, int, int, int]]]  # (character, ink box x1 y1 x2 y2)
+    unlabelled: np.ndarray  # (K, 4) ink boxes of the numerals the labels leave out
 
 
 class Settings(NamedTuple):
@@ -72,7 +75,8 @@ def draw_again(task):
     seen = labelled_scene(settings.seed, settings.split, index, settings.long_side, settings.small_share,
                           settings.negatives)
     h, w = seen.scene.image.shape[:2]
-    return Drawn(name, (int(h), int(w)), len(seen.targets), seen.negatives)
+    return Drawn(name, (int(h), int(w)), len(seen.targets), seen.negatives,
+                 seen.unlabelled[:, 1:].astype(np.float64))
 
 
 def draw_all(settings, names, workers=1, progress=True):
@@ -141,12 +145,13 @@ def attribute(detections, labels_dir, drawn, conf=0.25):
         keep = conf_all >= conf
         tp = match_image(xyxy[keep], conf_all[keep], cls[keep], gt_xyxy, gt_cls,
                          iou_thresholds=np.array([0.5]))[:, 0]
-        for box, c in zip(xyxy[keep][~tp], cls[keep][~tp]):
-            what = on_what(box, gt_xyxy, d.negatives)
+        unlabelled = ignored(xyxy[keep], tp, d.unlabelled)
+        for box, c, on_unlabelled in zip(xyxy[keep][~tp], cls[keep][~tp], unlabelled[~tp]):
+            what = "unlabelled numeral" if on_unlabelled else on_what(box, gt_xyxy, d.negatives)
             if what is None:
                 kind = "other"
-            elif what == "target":
-                kind = "target"
+            elif what in ("target", "unlabelled numeral"):
+                kind = what
             else:
                 kind = group_of(what)
                 fired[what] += 1

@@ -16,6 +16,10 @@ JPEG-compressed as a data set image would be. From it come patches (hanja_live.p
   found: on a target at IoU >= 0.5 labelled with that target's class, on no target (IoU < 0.3)
   labelled OTHER: the very mistakes the verifier is there to catch.
 
+A numeral the frame shows but the data set leaves unlabelled (cut by the frame edge or faint,
+compose.frame_unlabelled) is no paper and no mistake: no paper, off-target or detector box labelled
+OTHER comes near it.
+
 Written: one .npz with ``patches`` (N, 64, 64) uint8, ``label`` (N,) int8 (class, or OTHER),
 ``kind`` (N,) int8 (KINDS), ``char`` (N,) the character under a target or negative patch ("" for
 the rest) and ``height`` (N,) float32, the box height over the frame height.
@@ -128,13 +132,19 @@ def off_target_box(rng, box, others, tries=20):
     return None
 
 
-def detected_labels(xyxy, targets):
-    # type: (np.ndarray, np.ndarray) -> np.ndarray
+def detected_labels(xyxy, targets, unlabelled=np.zeros((0, 5))):
+    # type: (np.ndarray, np.ndarray, np.ndarray) -> np.ndarray
     """For detector boxes (N, 4) and targets (M, 5) [cls, x1, y1, x2, y2]: the class of the target
     each box lies on (IoU >= DETECTED_TARGET_IOU), OTHER for boxes on none (IoU below
-    DETECTED_OTHER_IOU with all), -1 for the boxes in between (neither, left out)."""
+    DETECTED_OTHER_IOU with all), -1 for the boxes in between (neither, left out) and for those
+    at DETECTED_OTHER_IOU or more with an ``unlabelled`` (K, 5) numeral."""
     out = np.full(len(xyxy), OTHER, np.int64)
-    if not len(xyxy) or not len(targets):
+    if not len(xyxy):
+        return out
+    if len(unlabelled):
+        near = box_iou(np.asarray(xyxy, np.float64), unlabelled[:, 1:].astype(np.float64)).max(axis=1)
+        out[near >= DETECTED_OTHER_IOU] = -1
+    if not len(targets):
         return out
     iou = box_iou(np.asarray(xyxy, np.float64), targets[:, 1:].astype(np.float64))
     best = iou.argmax(axis=1)
@@ -157,19 +167,20 @@ def scene_crops(task):
     # a stream of its own: the scene's random numbers stay those of the data set image
     rng = np.random.default_rng([settings.seed, SPLITS.index(settings.split), index, 7])
     target_xyxy = seen.targets[:, 1:].astype(np.float64)
+    numeral_xyxy = np.concatenate([target_xyxy, seen.unlabelled[:, 1:].astype(np.float64)])  # labelled or not
     rows = []  # type: List[Tuple[np.ndarray, int, int, str]]  # (box, label, kind, char)
     for row in seen.targets:
         cls, box = int(row[0]), row[1:]
         rows += [(jitter_box(rng, box), cls, 0, CLASS_NAMES[cls]) for _ in range(settings.per_box)]
         if rng.random() < OFF_TARGET_SHARE:
-            off = off_target_box(rng, box, target_xyxy)
+            off = off_target_box(rng, box, numeral_xyxy)
             if off is not None:
                 rows.append((off, OTHER, 3, ""))
     for ch, box in seen.negatives:
         rows += [(jitter_box(rng, np.array(box, np.float64)), OTHER, 1, ch) for _ in range(settings.per_box)]
-    rows += [(box, OTHER, 2, "") for box in paper_boxes(rng, hw, target_xyxy, PAPER_PER_SCENE)]
+    rows += [(box, OTHER, 2, "") for box in paper_boxes(rng, hw, numeral_xyxy, PAPER_PER_SCENE)]
     det_xyxy = detected[1]
-    for box, cls in zip(det_xyxy, detected_labels(det_xyxy, seen.targets)):
+    for box, cls in zip(det_xyxy, detected_labels(det_xyxy, seen.targets, seen.unlabelled)):
         if cls >= 0:
             rows.append((np.asarray(box, np.float64), int(cls), 5 if cls == OTHER else 4,
                          "" if cls == OTHER else CLASS_NAMES[int(cls)]))
