@@ -269,13 +269,15 @@ def test_train_verifier_one_epoch_on_the_cpu(tmp_path):
     pytest.importorskip("torch", reason="training needs torch (pip install -e .[train])")
     pytest.importorskip("onnx", reason="the export needs onnx (pip install -e .[train])")
     from hanja_live.train import train_verifier
-    for name, seed, n in (("tr.npz", 5, 8), ("va.npz", 6, 3)):
+    for name, seed, n in (("tr.npz", 5, 6), ("tr2.npz", 7, 3), ("va.npz", 6, 3)):
         settings = vc.CropSettings(seed, "train", 640, 0.0, NegativeMix(0.25, CONFUSERS, 0.5), 1)
         vc.save(str(tmp_path / name), vc.generate_crops(settings, n, progress=False), settings)
     onnx_path = tmp_path / "v.onnx"
     lines = []
-    stats, meta = train_verifier.train(str(tmp_path / "tr.npz"), str(tmp_path / "va.npz"), str(tmp_path / "v.pt"),
+    parts = [str(tmp_path / "tr.npz"), str(tmp_path / "tr2.npz")]  # two sets of scenes, joined
+    stats, meta = train_verifier.train(parts, str(tmp_path / "va.npz"), str(tmp_path / "v.pt"),
                                        str(onnx_path), epochs=1, batch=64, width=4, log=lines.append)
+    assert "verifier: %d training patches" % sum(len(vc.load(p).label) for p in parts) in lines[0]
     assert 0.0 <= stats["accuracy"] <= 1.0 and "epoch 1/1" in lines[-1]
     assert json.loads(meta["names"]) == list(CLASS_NAMES) + ["other"]
     verifier = Verifier(str(onnx_path), CLASS_NAMES)

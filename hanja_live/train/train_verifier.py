@@ -1,6 +1,6 @@
 """Train the verifier: a small CNN that takes a second look at each detection's patch.
 
-    python -m hanja_live.train.train_verifier --train crops.npz --val crops_val.npz \\
+    python -m hanja_live.train.train_verifier --train crops.npz [more.npz ...] --val crops_val.npz \\
         --out verifier.pt --onnx models/hanja_verifier.onnx [--epochs 12] [--batch 512] \\
         [--width 16] [--device 0]
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.patches import PATCH_PAD
-from hanja_live.train.verifier_crops import KINDS, OTHER, load
+from hanja_live.train.verifier_crops import KINDS, OTHER, join, load
 
 NAMES = list(CLASS_NAMES) + ["other"]
 OPSET = 12
@@ -126,13 +126,15 @@ def export_onnx(net, path, size, width):
     return meta
 
 
-def train(train_path, val_path, out, onnx_path=None, epochs=12, batch=512, width=16, lr=3e-3,
+def train(train_paths, val_path, out, onnx_path=None, epochs=12, batch=512, width=16, lr=3e-3,
           device="cpu", seed=0, log=print):
+    """train_paths: one .npz of verifier_crops or a list of them (their patches joined)."""
     torch.manual_seed(seed)
     dev = torch.device(device)
-    tr, va = load(train_path), load(val_path)
+    train_paths = [train_paths] if isinstance(train_paths, (str, Path)) else list(train_paths)
+    tr, va = join([load(str(p)) for p in train_paths]), load(val_path)
     if not len(tr.label) or not len(va.label):
-        raise ConfigError("no patches in %s or %s" % (train_path, val_path))
+        raise ConfigError("no patches in %s or %s" % (" + ".join(map(str, train_paths)), val_path))
     size = tr.patches.shape[-1]
     xtr, ytr, _ = to_device(tr, dev)
     xva, yva, kva = to_device(va, dev)
@@ -179,7 +181,8 @@ def train(train_path, val_path, out, onnx_path=None, epochs=12, batch=512, width
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m hanja_live.train.train_verifier",
                                 description="train the verifier (a second look at each detection)")
-    p.add_argument("--train", required=True, help=".npz of hanja_live.train.verifier_crops")
+    p.add_argument("--train", required=True, nargs="+",
+                   help=".npz of hanja_live.train.verifier_crops (several: their patches joined)")
     p.add_argument("--val", required=True, help=".npz of other scenes (another --seed)")
     p.add_argument("--out", required=True, help="checkpoint .pt to write")
     p.add_argument("--onnx", help="also export ONNX here")
@@ -190,10 +193,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    for flag in ("train", "val"):
-        if not Path(getattr(args, flag)).is_file():
+    for flag, path in [("train", p) for p in args.train] + [("val", args.val)]:
+        if not Path(path).is_file():
             raise ConfigError("--%s %s not found; make it with python -m hanja_live.train.verifier_crops"
-                              % (flag, getattr(args, flag)))
+                              % (flag, path))
     if args.epochs < 1 or args.batch < 1 or args.width < 1:
         raise ConfigError("--epochs, --batch and --width must be at least 1")
     if args.device.isdigit():
