@@ -23,6 +23,7 @@ COMMANDS = ("run", "detect", "build-engine", "install-service", "bench")
 
 
 def _model_options(parser):
+    defaults = load_config().model
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="PATH", help="ONNX model or TensorRT engine "
                        "(default: models/hanja_yolov5n.onnx)")
@@ -35,9 +36,9 @@ def _model_options(parser):
     group.add_argument("--precision", choices=("auto", "fp16", "fp32"),
                        help="precision of a TensorRT engine built at start")
     group.add_argument("--engine-dir", metavar="DIR", help="where built engines are cached")
-    group.add_argument("--conf", type=float, help="score threshold (default 0.25)")
-    group.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.45)")
-    group.add_argument("--max-det", type=int, help="most detections per frame (default 100)")
+    group.add_argument("--conf", type=float, help="score threshold (default %g)" % defaults.conf)
+    group.add_argument("--iou", type=float, help="NMS IoU threshold (default %g)" % defaults.iou)
+    group.add_argument("--max-det", type=int, help="most detections per frame (default %d)" % defaults.max_det)
 
 
 def _common_options(parser):

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import write_video
 
+from hanja_live.config import load_config
+
 
 def _images(folder, sizes):
     os.makedirs(str(folder), exist_ok=True)
@@ -115,3 +117,14 @@ def test_existing_output_is_not_overwritten_unless_asked(tmp_path, tiny_model, r
     proc = run_cli("detect", video, "--json", out, "--model", tiny_model, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["run", "detect"])
+def test_help_names_the_thresholds_of_the_packaged_config(run_cli, command):
+    model = load_config().model
+    proc = run_cli(command, "-h")
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # argparse wraps lines
+    for expected in ("score threshold (default %g)" % model.conf, "NMS IoU threshold (default %g)" % model.iou,
+                     "most detections per frame (default %d)" % model.max_det):
+        assert expected in text

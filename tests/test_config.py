@@ -8,7 +8,7 @@ from hanja_live.errors import ConfigError
 
 def test_defaults_load_and_are_typed():
     cfg = load_config()
-    assert cfg.model.conf == 0.25 and cfg.model.backend == "auto"
+    assert cfg.model.conf == 0.4 and cfg.model.backend == "auto"
     assert cfg.source.uri == "demo" and cfg.display.window is True
 
 

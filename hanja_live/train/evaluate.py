@@ -1,7 +1,7 @@
 """Accuracy of a model on a labelled split, measured through the app's own detector.
 
     python -m hanja_live.train.evaluate --model models/M.onnx --data DIR --split test \\
-        [--conf-default 0.25] [--out report.json]
+        [--conf-default C] [--out report.json]
 
 runs ``python -m hanja_live detect DIR/images/<split> --json OUT.jsonl --conf 0.001`` so the
 numbers include the app's letterbox, decoder and NMS, then scores the JSON lines against the
@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 import yaml
 
+from hanja_live.config import load_config
 from hanja_live.errors import ConfigError, HanjaLiveError
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO: 0.50, 0.55, ..., 0.95
@@ -217,7 +218,7 @@ def ignored(xyxy, tp50, ignore_xyxy):
     return ~tp50 & (box_iou(xyxy, ignore_xyxy).max(axis=1) >= IGNORE_IOU)
 
 
-def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.25,
+def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=None,
                    fp_at_recalls=FP_AT_RECALLS, ignore_dir=None):
     """Score detect's JSON lines against YOLO labels; returns the report as a JSON-ready dict.
 
@@ -226,7 +227,10 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=0.2
     ``fp_at_recalls``: the recalls "at_recall" reports false positives at (at_recall()).
     ``ignore_dir``: optional folder of YOLO box files (the data set's ignore/<split>) naming the
     unlabelled numerals whose detections are dropped (ignored()).
+    ``conf_threshold``: the operating threshold; None for the app's (model.conf).
     """
+    if conf_threshold is None:
+        conf_threshold = load_config().model.conf
     labels_dir, images_dir, names = Path(labels_dir), Path(images_dir), list(names)
     ignore_dir = None if ignore_dir is None else Path(ignore_dir)
     nc = len(names)
@@ -428,7 +432,7 @@ def run_detector(model, images_dir, jsonl_path, backend=None, python=sys.executa
                              f"hand to see why")
 
 
-def evaluate(model, data, split="test", conf_threshold=0.25, out=None, jsonl=None,
+def evaluate(model, data, split="test", conf_threshold=None, out=None, jsonl=None,
              reuse=False, backend=None, verifier=None):
     """Detect on DIR/images/<split> with the app, score it, print a table, write JSON if ``out``.
     verifier: None for the app's own (model.verifier), False for none, or a path."""
@@ -473,8 +477,9 @@ def main(argv=None):
     p.add_argument("--model", required=True, help="ONNX model (or engine) the app can load")
     p.add_argument("--data", required=True, help="data set folder (data.yaml, images/, labels/)")
     p.add_argument("--split", default="test", help="split folder name (default test)")
-    p.add_argument("--conf-default", type=float, default=0.25,
-                   help="operating threshold for precision, recall and FP/image (default 0.25)")
+    p.add_argument("--conf-default", type=float, default=load_config().model.conf,
+                   help="operating threshold for precision, recall and FP/image (default: the app's "
+                        "model.conf, %(default)g)")
     p.add_argument("--out", help="report JSON; the detections go beside it as .detections.jsonl")
     p.add_argument("--jsonl", help="where to keep detect's JSON lines (default beside --out)")
     p.add_argument("--reuse", action="store_true", help="score an existing --jsonl, no detect run")

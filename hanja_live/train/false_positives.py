@@ -1,7 +1,7 @@
 """What a model's false positives lie on, in a data set this package generated.
 
     python -m hanja_live.train.false_positives --data V1280 --split val \\
-        --detections v.detections.jsonl [--conf 0.25] [--workers 2] [--out fp.json] \\
+        --detections v.detections.jsonl [--conf C] [--workers 2] [--out fp.json] \\
         [--min-count 3] [--min-rate 0.15]
 
 The detections are the JSON lines `python -m hanja_live.train.evaluate --out v.json` leaves
@@ -34,6 +34,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import numpy as np
 
 from hanja_live import CLASS_NAMES
+from hanja_live.config import load_config
 from hanja_live.errors import ConfigError, HanjaLiveError
 from hanja_live.train.charsets import CONFUSERS, group_of
 from hanja_live.train.compose import NegativeMix
@@ -224,7 +225,8 @@ def parse_args(argv=None):
     p.add_argument("--split", default="val", help="split the detections are from (default val)")
     p.add_argument("--detections", required=True,
                    help="JSON lines of the detector (evaluate --out X.json writes X.detections.jsonl)")
-    p.add_argument("--conf", type=float, default=0.25, help="operating threshold (default 0.25)")
+    p.add_argument("--conf", type=float, default=load_config().model.conf,
+                   help="operating threshold (default: the app's model.conf, %(default)g)")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     p.add_argument("--min-count", type=int, default=3,
                    help="least false positives for the --confusers suggestion (default 3)")
