@@ -308,8 +308,9 @@ def test_ultralytics_baseline_code_path(tmp_path, tiny_model, monkeypatch):
         assert ultralytics.CALLS[0][1] == tiny_model and ultralytics.CALLS[0][2] == "detect"
         _, source, stream, settings = ultralytics.CALLS[-1]
         assert source == "array" and stream is False
-        assert settings["imgsz"] == [64, 64] and settings["conf"] == 0.25
-        assert settings["iou"] == 0.45 and settings["max_det"] == 100
+        model = model_config(tiny_model)  # the baseline runs at the app's thresholds
+        assert settings["imgsz"] == [64, 64] and settings["conf"] == model.conf
+        assert (settings["iou"], settings["max_det"]) == (model.iou, model.max_det)
     finally:
         del ultralytics.CALLS[:]
         monkeypatch.delitem(__import__("sys").modules, "ultralytics")
