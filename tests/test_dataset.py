@@ -311,8 +311,12 @@ def test_rerun_with_fewer_images_removes_the_extra_ones(tmp_path):
     dataset.main(["--out", str(tmp_path), "--train", "1", "--size", "128", "--quiet"])
     assert os.listdir(tmp_path / "images" / "train") == ["train_000000.jpg"]
     assert os.listdir(tmp_path / "labels" / "train") == ["train_000000.txt"]
+    assert os.listdir(tmp_path / "ignore" / "train") == ["train_000000.txt"]
     # A split not asked for this time is left alone.
     assert os.listdir(tmp_path / "images" / "test") == ["test_000000.jpg"]
+    assert os.listdir(tmp_path / "ignore" / "test") == ["test_000000.txt"]
+    # and a split never written gets no ignore/ list, which evaluate would take for an empty one
+    assert not (tmp_path / "ignore" / "val").exists()
 
 
 def test_test_split_at_its_own_size_is_the_test_split_of_that_size(tmp_path):

@@ -220,7 +220,9 @@ def generate(out, counts, seed, workers=1, long_side=640, progress=True, small_s
     if test_long_side is not None:
         sides["test"] = test_long_side
     for split in SPLITS:
-        for sub in SUBFOLDERS:
+        # ignore/ only where this run writes: an empty one beside an older split's images would
+        # read as "no unlabelled numerals" rather than "not listed" (evaluate)
+        for sub in SUBFOLDERS if counts.get(split, 0) > 0 else ("images", "labels"):
             os.makedirs(os.path.join(out, sub, split), exist_ok=True)
         if counts.get(split, 0) > 0:
             _remove_stale(out, split, counts[split])

@@ -210,12 +210,13 @@ def at_recall(conf, tp50, on_empty, n_targets, n_empty, recall):
             "precision": _ratio(n_tp, int(kept.sum()))}
 
 
-def ignored(xyxy, tp50, ignore_xyxy):
-    """Detections (N, 4) to drop: no true positive at IoU 0.5 (tp50 (N,) bool) and IoU >= IGNORE_IOU
-    with one of the unlabelled numerals ignore_xyxy (M, 4), whatever its class -> (N,) bool."""
+def ignored(xyxy, hit, ignore_xyxy):
+    """Detections (N, 4) to drop: a true positive at no IoU threshold (hit (N,) bool says which are
+    one at some threshold) and IoU >= IGNORE_IOU with one of the unlabelled numerals ignore_xyxy
+    (M, 4), whatever its class -> (N,) bool."""
     if not len(xyxy) or not len(ignore_xyxy):
         return np.zeros(len(xyxy), bool)
-    return ~tp50 & (box_iou(xyxy, ignore_xyxy).max(axis=1) >= IGNORE_IOU)
+    return ~hit & (box_iou(xyxy, ignore_xyxy).max(axis=1) >= IGNORE_IOU)
 
 
 def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=None,
@@ -262,7 +263,8 @@ def evaluate_jsonl(jsonl_path, labels_dir, images_dir, names, conf_threshold=Non
         if ignore_dir is not None:
             _, ignore_xyxy = read_labels(ignore_dir / (path.stem + ".txt"), width, height, nc)
             n_ignore_boxes += len(ignore_xyxy)
-            drop = ignored(xyxy, tp_image[:, 0], ignore_xyxy)
+            # greedy matching per threshold: a box that loses its target at 0.5 can still win it at 0.55
+            drop = ignored(xyxy, tp_image.any(axis=1), ignore_xyxy)
             dropped_conf.append(conf[drop])
             dropped_empty.append(np.full(int(drop.sum()), len(gt_cls) == 0))
             cls, conf, tp_image = cls[~drop], conf[~drop], tp_image[~drop]

@@ -124,10 +124,12 @@ def on_what(box, target_xyxy, negatives):
     return negatives[best][0] if score[best] >= ON_NEGATIVE_SCORE else None
 
 
-def attribute(detections, labels_dir, drawn, conf=0.25):
-    # type: (dict, Path, Dict[str, Drawn], float) -> dict
-    """Counts of false positives at ``conf`` by what they lie on, and per negative character
-    its instances, false positives and the classes it was taken for."""
+def attribute(detections, labels_dir, drawn, conf=None):
+    # type: (dict, Path, Dict[str, Drawn], Optional[float]) -> dict
+    """Counts of false positives at ``conf`` (None: the app's model.conf) by what they lie on, and per
+    negative character its instances, false positives and the classes it was taken for."""
+    if conf is None:
+        conf = load_config().model.conf
     by_kind, by_kind_empty = Counter(), Counter()
     instances = Counter(ch for d in drawn.values() for ch, _ in d.negatives)
     fired, taken_for = Counter(), defaultdict(Counter)
@@ -200,8 +202,8 @@ def format_report(report, top=25, min_count=3, min_rate=0.15):
     return "\n".join(lines)
 
 
-def run(data, split, detections_path, conf=0.25, workers=1, progress=True):
-    # type: (str, str, str, float, int, bool) -> dict
+def run(data, split, detections_path, conf=None, workers=1, progress=True):
+    # type: (str, str, str, Optional[float], int, bool) -> dict
     data_dir = Path(data)
     settings = read_settings(data_dir, split)
     labels_dir = data_dir / "labels" / split

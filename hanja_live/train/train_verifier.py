@@ -193,7 +193,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, or a CUDA index such as 0")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    for flag, path in [("train", p) for p in args.train] + [("val", args.val)]:
+    for flag, path in [("train", part) for part in args.train] + [("val", args.val)]:
         if not Path(path).is_file():
             raise ConfigError("--%s %s not found; make it with python -m hanja_live.train.verifier_crops"
                               % (flag, path))

@@ -132,8 +132,8 @@ def off_target_box(rng, box, others, tries=20):
     return None
 
 
-def detected_labels(xyxy, targets, unlabelled=np.zeros((0, 5))):
-    # type: (np.ndarray, np.ndarray, np.ndarray) -> np.ndarray
+def detected_labels(xyxy, targets, unlabelled=None):
+    # type: (np.ndarray, np.ndarray, Optional[np.ndarray]) -> np.ndarray
     """For detector boxes (N, 4) and targets (M, 5) [cls, x1, y1, x2, y2]: the class of the target
     each box lies on (IoU >= DETECTED_TARGET_IOU), OTHER for boxes on none (IoU below
     DETECTED_OTHER_IOU with all), -1 for the boxes in between (neither, left out) and for those
@@ -141,7 +141,7 @@ def detected_labels(xyxy, targets, unlabelled=np.zeros((0, 5))):
     out = np.full(len(xyxy), OTHER, np.int64)
     if not len(xyxy):
         return out
-    if len(unlabelled):
+    if unlabelled is not None and len(unlabelled):
         near = box_iou(np.asarray(xyxy, np.float64), unlabelled[:, 1:].astype(np.float64)).max(axis=1)
         out[near >= DETECTED_OTHER_IOU] = -1
     if not len(targets):
