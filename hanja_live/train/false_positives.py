@@ -146,9 +146,10 @@ def attribute(detections, labels_dir, drawn, conf=None):
         images += 1
         empty += len(gt_cls) == 0
         keep = conf_all >= conf
-        tp = match_image(xyxy[keep], conf_all[keep], cls[keep], gt_xyxy, gt_cls,
-                         iou_thresholds=np.array([0.5]))[:, 0]
-        unlabelled = ignored(xyxy[keep], tp, d.unlabelled)
+        # every IoU threshold, as evaluate matches: it keeps a box that hits a target at any of them
+        tp_all = match_image(xyxy[keep], conf_all[keep], cls[keep], gt_xyxy, gt_cls)
+        tp = tp_all[:, 0]
+        unlabelled = ignored(xyxy[keep], tp_all.any(axis=1), d.unlabelled)
         for box, c, on_unlabelled in zip(xyxy[keep][~tp], cls[keep][~tp], unlabelled[~tp]):
             what = "unlabelled numeral" if on_unlabelled else on_what(box, gt_xyxy, d.negatives)
             if what is None:
