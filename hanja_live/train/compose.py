@@ -119,20 +119,30 @@ def frame_ink(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_
     box (x1, y1, x2, y2) bounds the ink pixels; hull (K, 2) float32 is the convex hull of
     their corners, so it holds all the ink and its bounds are the box.
     """
+    found = _ink_in_frame(mask, x, y, hom, out_hw, threshold)
+    if found is None or found[0] < min_visible * found[1]:
+        return None
+    return found[2], found[3]
+
+
+def _ink_in_frame(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD):
+    # type: (np.ndarray, int, int, np.ndarray, Tuple[int, int], float) -> Optional[Tuple[int, int, Tuple[int, int, int, int], np.ndarray]]
+    """(ink pixels inside the frame, all ink pixels, box, hull) of frame_ink, whatever the share
+    inside; None when no ink lands inside."""
     found = warp_mask(mask, x, y, hom, out_hw)
     if found is None:
         return None
     warped, x0, y0, (cx0, cy0, cx1, cy1) = found
     ink = warped > threshold
-    total = np.count_nonzero(ink)
     seen = ink[cy0:cy1, cx0:cx1]
-    if total == 0 or np.count_nonzero(seen) < min_visible * total:
+    n_seen = np.count_nonzero(seen)
+    if n_seen == 0:
         return None
     pixels = cv2.convexHull(cv2.findNonZero(seen.view(np.uint8))).reshape(-1, 1, 2)  # top-left corners
     corners = (pixels + np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.int32)).reshape(-1, 1, 2)
     hull = cv2.convexHull(corners).reshape(-1, 2) + np.array([x0 + cx0, y0 + cy0])
     (x1, y1), (x2, y2) = hull.min(axis=0), hull.max(axis=0)
-    return (int(x1), int(y1), int(x2), int(y2)), hull.astype(np.float32)
+    return n_seen, np.count_nonzero(ink), (int(x1), int(y1), int(x2), int(y2)), hull.astype(np.float32)
 
 
 def frame_box(mask, x, y, hom, out_hw, threshold=INK_THRESHOLD, min_visible=MIN_VISIBLE):
@@ -165,21 +175,43 @@ def ink_contrast(gray, mask, x, y, hom):
     return float(np.median(paper)) - float(np.median(ink))
 
 
-def _seen(placed, hom, out_hw, image, min_contrast, negatives):
-    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float, bool) -> Iterator[Tuple[Placed, Tuple[Tuple[int, int, int, int], np.ndarray]]]
-    """(item, frame_ink's (box, hull)) for the targets among ``placed``, or with ``negatives`` the
-    negatives, that the frame shows: most of their ink inside it and, given the final BGR
-    ``image``, at least ``min_contrast`` grey levels darker than the paper around them."""
+def _seen(placed, hom, out_hw, image, min_contrast, negatives, unlabelled=False):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float, bool, bool) -> Iterator[Tuple[Placed, Tuple[Tuple[int, int, int, int], np.ndarray], bool]]
+    """(item, frame_ink's (box, hull), True) for the targets among ``placed``, or with ``negatives``
+    the negatives, that the frame shows: most of their ink inside it and, given the final BGR
+    ``image``, at least ``min_contrast`` grey levels darker than the paper around them. With
+    ``unlabelled`` also (item, (box of its ink inside), False) for those a reader still sees
+    (frame_unlabelled's rule). One warp of each item's ink and one contrast measure serve both."""
     gray = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     for item in placed:
         if (item.cls < 0) != negatives:
             continue
-        found = frame_ink(item.mask, item.x, item.y, hom, out_hw)
+        found = _ink_in_frame(item.mask, item.x, item.y, hom, out_hw)
         if found is None:
             continue
-        if gray is not None and ink_contrast(gray, item.mask, item.x, item.y, hom) < min_contrast:
+        n_seen, total, box, hull = found
+        inside = n_seen >= MIN_VISIBLE * total
+        if not inside and not (unlabelled and n_seen >= UNLABELLED_MIN_VISIBLE * total):
             continue
-        yield item, found
+        contrast = float("inf") if gray is None else ink_contrast(gray, item.mask, item.x, item.y, hom)
+        if inside and contrast >= min_contrast:
+            yield item, (box, hull), True
+        elif unlabelled and contrast >= min_contrast * UNLABELLED_CONTRAST_SHARE:
+            yield item, (box, hull), False
+
+
+def frame_targets(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
+    # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> Tuple[np.ndarray, List[np.ndarray], np.ndarray]
+    """frame_labels' boxes and hulls, and frame_unlabelled's boxes, from one walk over the targets."""
+    rows, hulls, left_out = [], [], []
+    for item, (box, hull), labelled in _seen(placed, hom, out_hw, image, min_contrast, negatives=False,
+                                             unlabelled=True):
+        if labelled:
+            rows.append((item.cls,) + box)
+            hulls.append(hull)
+        else:
+            left_out.append((item.cls,) + box)
+    return np.array(rows, np.float32).reshape(-1, 5), hulls, np.array(left_out, np.float32).reshape(-1, 5)
 
 
 def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
@@ -190,18 +222,15 @@ def frame_labels(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     With the final BGR ``image``, characters whose ink is washed out (less than
     ``min_contrast`` grey levels darker than the paper around them) get no box.
     """
-    rows, hulls = [], []
-    for item, (box, hull) in _seen(placed, hom, out_hw, image, min_contrast, negatives=False):
-        rows.append((item.cls,) + box)
-        hulls.append(hull)
-    return np.array(rows, np.float32).reshape(-1, 5), hulls
+    boxes, hulls, _ = frame_targets(placed, hom, out_hw, image, min_contrast)
+    return boxes, hulls
 
 
 def frame_negatives(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):
     # type: (List[Placed], np.ndarray, Tuple[int, int], Optional[np.ndarray], float) -> List[Tuple[str, Tuple[int, int, int, int]]]
     """(character, box (x1, y1, x2, y2)) of each negative among ``placed`` that the frame shows,
     by the rules frame_labels applies to targets."""
-    return [(item.char, box) for item, (box, _) in _seen(placed, hom, out_hw, image, min_contrast, negatives=True)]
+    return [(item.char, box) for item, (box, _), _ in _seen(placed, hom, out_hw, image, min_contrast, negatives=True)]
 
 
 def frame_unlabelled(placed, hom, out_hw, image, min_contrast=MIN_CONTRAST):
@@ -213,21 +242,7 @@ def frame_unlabelled(placed, hom, out_hw, image, min_contrast=MIN_CONTRAST):
 
     Neither a target to find nor a false positive to count: the data set lists them (ignore/)
     so that evaluate drops detections on them, as PASCAL VOC does with its "difficult" objects."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    rows = []
-    for item in placed:
-        if item.cls < 0:
-            continue
-        seen = frame_ink(item.mask, item.x, item.y, hom, out_hw, min_visible=UNLABELLED_MIN_VISIBLE)
-        if seen is None:
-            continue
-        contrast = ink_contrast(gray, item.mask, item.x, item.y, hom)
-        if contrast < min_contrast * UNLABELLED_CONTRAST_SHARE:
-            continue
-        if contrast >= min_contrast and frame_ink(item.mask, item.x, item.y, hom, out_hw) is not None:
-            continue  # labelled
-        rows.append((item.cls,) + seen[0])
-    return np.array(rows, np.float32).reshape(-1, 5)
+    return frame_targets(placed, hom, out_hw, image, min_contrast)[2]
 
 
 def frame_boxes(placed, hom, out_hw, image=None, min_contrast=MIN_CONTRAST):

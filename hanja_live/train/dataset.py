@@ -36,7 +36,7 @@ from hanja_live import CLASS_NAMES
 from hanja_live.errors import ConfigError
 from hanja_live.train.charsets import NEGATIVES
 from hanja_live.train.compose import (NEED_CONTEXT, NegativeMix, Scene, draw_scene, frame_labels, frame_negatives,
-                                      frame_unlabelled)
+                                      frame_targets)
 
 SPLITS = ("train", "val", "test")
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -87,9 +87,9 @@ def labelled_scene(seed, split, index, long_side=640, small_share=0.0, negatives
     tools that draw a data set again (false_positives, verifier_crops) read of each image."""
     drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
     hw = drawn.image.shape[:2]
-    boxes, _ = frame_labels(drawn.placed, drawn.hom, hw, drawn.image)
+    boxes, _, unlabelled = frame_targets(drawn.placed, drawn.hom, hw, drawn.image)
     return LabelledScene(drawn, quality, boxes, frame_negatives(drawn.placed, drawn.hom, hw, drawn.image),
-                         frame_unlabelled(drawn.placed, drawn.hom, hw, drawn.image))
+                         unlabelled)
 
 
 def generate_one(seed, split, index, long_side=640, small_share=0.0, negatives=NegativeMix()):
@@ -141,13 +141,13 @@ def _write_range(task):
     for index in range(start, stop):
         drawn, quality = generate_scene(seed, split, index, long_side, small_share, negatives)
         image, hw = drawn.image, drawn.image.shape[:2]
-        boxes, hulls = frame_labels(drawn.placed, drawn.hom, hw, image)
+        boxes, hulls, unlabelled = frame_targets(drawn.placed, drawn.hom, hw, image)
         name = image_name(split, index)
         path = os.path.join(out, "images", split, name + ".jpg")
         if not cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError("could not write %s" % path)
         for sub, lines in (("labels", yolo_lines(boxes, hw, hulls)),
-                           ("ignore", yolo_lines(frame_unlabelled(drawn.placed, drawn.hom, hw, image), hw))):
+                           ("ignore", yolo_lines(unlabelled, hw))):
             with open(os.path.join(out, sub, split, name + ".txt"), "w") as f:
                 f.write("".join(line + "\n" for line in lines))
     return stop - start
